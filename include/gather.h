@@ -1,0 +1,383 @@
+/*
+ * gather.h - asyncio.gather() for C: a work-stealing pthread pool whose tasks
+ * return futures, and calls that wait for lists of futures.
+ *
+ * Conventions (they hold for every function below unless it says otherwise):
+ *
+ *   - Functions that can fail return int: 0 on success, else a positive errno
+ *     value, the way pthreads does. Bad arguments (NULL pointers, unknown flag
+ *     bits, a count whose byte size overflows) give EINVAL and never crash.
+ *   - Every function may be called from any thread, including from inside a
+ *     running task or a done callback, except gather_replace_allocator().
+ *   - Timeouts are relative, in nanoseconds; GATHER_FOREVER never expires.
+ *   - Wherever a gather_pool * is taken, NULL means the process-wide default
+ *     pool: created on first use with one thread per CPU this process may run
+ *     on (or GATHER_THREADS, decimal 1..1024), and never destroyed.
+ *   - "On a pool thread" means on one of the pool's worker threads. Every
+ *     call that waits runs other tasks of the calling worker's pool while it
+ *     waits there ("helping"), so nested waiting never deadlocks, even on a
+ *     one-thread pool; off the pool it sleeps on a condition variable.
+ *
+ * Memory visibility: everything a task wrote before returning happens-before
+ * the return of any call that observes its future done (wait, wait_for,
+ * done, error, value, gather_futures, gather_wait_any, a done callback).
+ */
+#ifndef GATHER_H
+#define GATHER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* GATHER_API marks the exported symbols; everything else is hidden. */
+#if defined(_WIN32)
+#define GATHER_API
+#elif defined(__GNUC__) && defined(GATHER_BUILDING)
+#define GATHER_API __attribute__((visibility("default")))
+#else
+#define GATHER_API
+#endif
+
+#define GATHER_VERSION_MAJOR 0
+#define GATHER_VERSION_MINOR 1
+#define GATHER_VERSION_PATCH 0
+
+/* A timeout that never expires. */
+#define GATHER_FOREVER UINT64_MAX
+
+/* gather_pool_shutdown(): cancel the tasks that have not started. */
+#define GATHER_CANCEL_PENDING 1u
+
+/* gather_futures() and friends: capture failures in the results instead of
+ * returning the first one. */
+#define GATHER_RETURN_ERRORS 1u
+/* gather_futures() and friends: on the first failure, cancel every other
+ * future of the list that is not done. EINVAL with GATHER_RETURN_ERRORS. */
+#define GATHER_CANCEL_ON_ERROR 2u
+
+/* ------------------------------------------------------------------------ */
+/* Tasks                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A task. Runs on a pool thread with the `arg` given to gather_submit().
+ * Returns 0 on success or any non-zero code to fail (kept as-is; the C
+ * counterpart of raising an exception). `*result` starts as NULL; the task
+ * may set it on success, and on failure (an error payload). What `*result`
+ * points to belongs to the application: the library never frees it.
+ */
+typedef int (*gather_fn)(void *arg, void **result);
+
+/* ------------------------------------------------------------------------ */
+/* Pools                                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct gather_pool gather_pool; /* opaque */
+
+/*
+ * Pool options. Zero-initialise, then set what you need; fields may be added
+ * at the end in later versions.
+ */
+typedef struct gather_pool_options {
+    size_t threads;    /* 0: one per CPU this process may run on
+                          (sched_getaffinity); at most 1024 */
+    size_t stack_size; /* 0: the system default; else rounded up to pages */
+    const char *name;  /* thread-name prefix; NULL: "gather". Threads are
+                          named "<prefix>-<index>", the prefix shortened when
+                          the system limit would cut the index */
+} gather_pool_options;
+
+/*
+ * Creates a pool and starts its threads.
+ *
+ * Ownership: *pool receives a new pool owned by the caller, who frees it with
+ * gather_pool_destroy(). `opts` is borrowed (may be NULL for defaults); the
+ * name string is copied.
+ * Errors:
+ *   EINVAL  pool is NULL, threads > 1024, or a stack size the system refuses.
+ *   ENOMEM  out of memory; nothing was created.
+ *   EAGAIN  a thread could not be started; nothing was created.
+ */
+GATHER_API int gather_pool_create(gather_pool **pool,
+                                  const gather_pool_options *opts);
+
+/*
+ * Stops the pool taking work from outside its own threads, then waits until
+ * every task has finished. Tasks may still submit subtasks while the pool
+ * drains, and those run too. With GATHER_CANCEL_PENDING, tasks that have not
+ * started are cancelled instead of run (their futures complete with
+ * ECANCELED, also subtasks submitted during the drain), and running tasks see
+ * gather_cancel_requested() turn true. Calling it again returns 0.
+ *
+ * Ownership: `pool` is borrowed.
+ * Errors:
+ *   EINVAL   pool is NULL (the default pool is never shut down) or unknown
+ *            flag bits.
+ *   EDEADLK  called from one of this pool's own threads (a task or a done
+ *            callback running there); nothing is done.
+ * After it returns 0: gather_submit() from a thread outside the pool fails
+ * with ESHUTDOWN, and every task's effects happen-before the return.
+ */
+GATHER_API int gather_pool_shutdown(gather_pool *pool, unsigned flags);
+
+/*
+ * gather_pool_shutdown(pool, 0), then joins the threads and frees the pool.
+ * Futures outlive their pool: they stay valid and readable until released.
+ *
+ * Ownership: takes `pool`; it is invalid once this returns 0.
+ * Errors:
+ *   EINVAL   pool is NULL.
+ *   EDEADLK  called from one of this pool's own threads; nothing is done.
+ */
+GATHER_API int gather_pool_destroy(gather_pool *pool);
+
+/* Number of worker threads of `pool` (NULL: the default pool, created if
+ * needed; 0 if that fails). */
+GATHER_API size_t gather_pool_threads(const gather_pool *pool);
+
+/* The pool whose worker thread calls this, else NULL. Borrowed. */
+GATHER_API gather_pool *gather_current_pool(void);
+
+/* ------------------------------------------------------------------------ */
+/* Futures                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct gather_future gather_future; /* opaque, reference-counted */
+
+/* A done callback. `future` is borrowed for the duration of the call. */
+typedef void (*gather_done_fn)(gather_future *future, void *user_data);
+
+/*
+ * Queues fn(arg) on `pool` (NULL: the default pool). From a worker of the
+ * same pool the task goes on that worker's own deque (other workers may
+ * steal it); from elsewhere, on the pool's injection queue.
+ *
+ * Ownership: `arg` is passed through untouched. When `future` is not NULL,
+ * *future receives a new future holding one reference, owned by the caller
+ * and given up with gather_future_release(); releasing it does not cancel the
+ * task. When `future` is NULL the task runs detached. On error *future is
+ * set to NULL.
+ * Errors:
+ *   EINVAL     fn is NULL.
+ *   ESHUTDOWN  the pool is shut down and the caller is not one of its tasks.
+ *   ENOMEM     out of memory (the task was not queued).
+ *   EAGAIN     the default pool could not start its threads.
+ * Visibility: writes made before the call happen-before the task runs.
+ */
+GATHER_API int gather_submit(gather_pool *pool, gather_fn fn, void *arg,
+                             gather_future **future);
+
+/*
+ * Waits until `f` is done; returns the task's code (0 on success, ECANCELED
+ * when cancelled) and stores its *result in *value when `value` is not NULL.
+ * On a pool thread it runs other tasks of that pool while it waits.
+ *
+ * Ownership: `f` is borrowed; *value is the task's pointer (application's).
+ * Errors (returned instead of the task's code; *value is left untouched):
+ *   EINVAL   f is NULL.
+ *   EDEADLK  the calling task waits for its own future, or for a task that
+ *            runs beneath it on the same thread (a wait that could never
+ *            end).
+ *   ENOMEM   the future is not done and the wait record could not be
+ *            allocated (gather_future_done() tells this from a task that
+ *            returned ENOMEM). Only possible on a thread's first blocking
+ *            wait or a wait nested in another.
+ */
+GATHER_API int gather_future_wait(gather_future *f, void **value);
+
+/*
+ * Waits at most `timeout_ns` (GATHER_FOREVER: no limit) for `f`; returns
+ * true once it is done. False at once for NULL or for a task waiting for its
+ * own future; false (after the timeout at the latest) when a wait record
+ * could not be allocated. On a pool thread it helps; a task it runs may keep
+ * it past the timeout.
+ */
+GATHER_API bool gather_future_wait_for(gather_future *f, uint64_t timeout_ns);
+
+/* True once `f` is done (completed or cancelled). NULL: false. */
+GATHER_API bool gather_future_done(const gather_future *f);
+
+/* The task's code once done; EINPROGRESS before; EINVAL for NULL. */
+GATHER_API int gather_future_error(const gather_future *f);
+
+/* The task's *result once done; NULL before, and for NULL. The pointer
+ * belongs to the application. */
+GATHER_API void *gather_future_value(const gather_future *f);
+
+/*
+ * Cancels `f`. A task that has not started never runs: its future completes
+ * at once with ECANCELED and a NULL value, its done callbacks run on the
+ * calling thread before this returns, and the call returns true. A running
+ * task cannot be stopped: the call sets the flag gather_cancel_requested()
+ * reports to it and returns false. A done future: false, nothing changes.
+ * An aggregate (gather_all) that is not done: cancels its children that are
+ * not finished, completes with ECANCELED, returns true. NULL: false.
+ */
+GATHER_API bool gather_future_cancel(gather_future *f);
+
+/* True when a cancel was requested (gather_future_cancel(), or a
+ * GATHER_CANCEL_PENDING shutdown while the task ran) and the future completed
+ * with ECANCELED. NULL: false. */
+GATHER_API bool gather_future_cancelled(const gather_future *f);
+
+/*
+ * Adds a done callback. Callbacks run exactly once each, in the order they
+ * were added, on the thread that completes the future (inside a callback the
+ * future reports done), or at once on the calling thread when `f` is already
+ * done. A callback may call any function of this API.
+ *
+ * Ownership: `f` is borrowed, `user_data` passed through untouched.
+ * Errors:
+ *   EINVAL  f or cb is NULL.
+ *   ENOMEM  out of memory; the callback was not added and will not run.
+ */
+GATHER_API int gather_future_on_done(gather_future *f, gather_done_fn cb,
+                                     void *user_data);
+
+/* Takes one more reference to `f` and returns it (NULL for NULL). */
+GATHER_API gather_future *gather_future_retain(gather_future *f);
+
+/* Gives up one reference; the last one frees the future (never its task's
+ * result). Does not cancel the task. NULL: nothing. */
+GATHER_API void gather_future_release(gather_future *f);
+
+/* Inside a task: true once its future was cancelled or its pool shut down
+ * with GATHER_CANCEL_PENDING. Elsewhere: false. */
+GATHER_API bool gather_cancel_requested(void);
+
+/* ------------------------------------------------------------------------ */
+/* Gathering                                                                */
+/* ------------------------------------------------------------------------ */
+
+typedef struct gather_result {
+    int error;   /* 0, the task's code, ECANCELED, or EINPROGRESS (not done) */
+    void *value; /* the task's *result (NULL while EINPROGRESS) */
+} gather_result;
+
+/*
+ * asyncio.gather(): waits for futures[0..n). results[i] belongs to
+ * futures[i] whatever order they finish in (results may be NULL).
+ *
+ *   flags 0: returns 0 once every future succeeded; as soon as one fails,
+ *     returns that failure's code at once, without waiting for the rest, and
+ *     fills results with what is known then (EINPROGRESS for futures still
+ *     running). The other tasks are not cancelled.
+ *   GATHER_RETURN_ERRORS: waits for every future and returns 0; failures are
+ *     only reported in results[i].error.
+ *   GATHER_CANCEL_ON_ERROR: on the first failure, cancels every other future
+ *     of the list that is not done, then returns as with flags 0.
+ *
+ * A cancelled future counts as a failure with ECANCELED. The same future may
+ * appear more than once. n == 0 returns 0 at once.
+ * Ownership: `futures` and its futures are borrowed (no reference is taken or
+ * released); `results` is written by the caller's thread only, before return.
+ * Errors:
+ *   EINVAL   futures is NULL with n > 0, an entry is NULL, unknown flag bits,
+ *            RETURN_ERRORS with CANCEL_ON_ERROR, or n * sizeof(gather_result)
+ *            overflows.
+ *   EDEADLK  a task lists its own future (or one running beneath it).
+ *   ENOMEM   a wait record could not be allocated (nothing was waited for).
+ *   other    the first failure's code, without GATHER_RETURN_ERRORS.
+ */
+GATHER_API int gather_futures(gather_future *const futures[], size_t n,
+                              gather_result results[], unsigned flags);
+
+/*
+ * gather_futures() as a future, so that gathers compose and nest: the
+ * aggregate completes when gather_futures() would return, with the error
+ * gather_futures() would return, and its value is a gather_result array of n
+ * entries (NULL when n == 0): a snapshot taken when it completes (entries of
+ * children still running stay EINPROGRESS), owned by the aggregate and freed
+ * with it. Cancelling the aggregate cancels every child not finished and
+ * completes it at once with ECANCELED; a child's cancellation alone does not
+ * cancel the aggregate.
+ *
+ * Ownership: `futures` is borrowed; the aggregate holds a reference to each
+ * child until it completes. *aggregate receives a new future with one
+ * reference owned by the caller.
+ * Errors:
+ *   EINVAL  aggregate is NULL, futures is NULL with n > 0, a NULL entry,
+ *           bad flags, or an overflowing n.
+ *   ENOMEM  out of memory; nothing was created, no reference taken.
+ */
+GATHER_API int gather_all(gather_future *const futures[], size_t n,
+                          unsigned flags, gather_future **aggregate);
+
+/*
+ * Submits fn(args[i]) for each i on `pool` (NULL: default) and gathers them
+ * with gather_futures()' semantics into results (may be NULL).
+ * With GATHER_CANCEL_ON_ERROR it may stop submitting after the first
+ * failure; entries never submitted report ECANCELED.
+ *
+ * Ownership: `args` is borrowed; each args[i] is passed through untouched.
+ * Errors:
+ *   EINVAL     fn NULL, args NULL with n > 0, bad flags, overflowing n.
+ *   ESHUTDOWN  the pool is shut down (except from a task of that pool).
+ *   ENOMEM     out of memory partway: returns only once none of the tasks it
+ *              submitted is queued or running; entries not submitted report
+ *              ENOMEM.
+ *   EDEADLK, other: as gather_futures().
+ */
+GATHER_API int gather_map(gather_pool *pool, gather_fn fn,
+                          void *const args[], size_t n,
+                          gather_result results[], unsigned flags);
+
+/*
+ * Waits until at least one of futures[0..n) is done and stores the lowest
+ * done index in *index.
+ *
+ * Ownership: everything borrowed.
+ * Errors:
+ *   EINVAL     futures or index NULL, n == 0, a NULL entry, overflowing n.
+ *   ETIMEDOUT  none was done within timeout_ns (*index untouched).
+ *   EDEADLK    a task lists its own future (or one running beneath it) and no
+ *              entry is done.
+ *   ENOMEM     a wait record could not be allocated.
+ */
+GATHER_API int gather_wait_any(gather_future *const futures[], size_t n,
+                               uint64_t timeout_ns, size_t *index);
+
+/* ------------------------------------------------------------------------ */
+/* Inspection and hooks                                                     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct gather_pool_stats {
+    uint64_t submitted; /* tasks accepted */
+    uint64_t completed; /* tasks that finished running (any code) */
+    uint64_t cancelled; /* tasks cancelled before they ran */
+    uint64_t stolen;    /* tasks a worker took from another worker's deque */
+} gather_pool_stats;
+
+/*
+ * Reads the pool's counters (NULL: the default pool). A task is counted in
+ * completed or cancelled before its future is marked done, so after a wait
+ * the counters include it. Counters are read one by one, not as a snapshot.
+ * Errors: EINVAL stats is NULL; ENOMEM/EAGAIN creating the default pool.
+ */
+GATHER_API int gather_pool_stats_get(const gather_pool *pool,
+                                     gather_pool_stats *stats);
+
+/*
+ * Routes every allocation of the library through malloc_fn/free_fn.
+ * (NULL, NULL) restores malloc and free. Not thread-safe: call it before any
+ * other function of the library.
+ * Errors:
+ *   EINVAL  exactly one of the pair is NULL.
+ *   EBUSY   a pool exists or has existed (blocks are never freed with
+ *           another allocator than the one that made them).
+ */
+GATHER_API int gather_replace_allocator(void *(*malloc_fn)(size_t),
+                                        void (*free_fn)(void *));
+
+/* "MAJOR.MINOR.PATCH", static storage. */
+GATHER_API const char *gather_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GATHER_H */

@@ -1,0 +1,187 @@
+/*
+ * testutil.h - helpers shared by the Check suites.
+ *
+ * Interleavings are forced with gates and counters, never with sleeps:
+ *   - tu_gate: a one-shot latch; tasks block in tu_gate_wait() until the test
+ *     calls tu_gate_open(). Saturate a pool with gated tasks, act, then open.
+ *   - tu_count: a counter a test can wait on until it reaches a value
+ *     ("all N workers are now inside their task").
+ * Every wait has a generous watchdog (TU_WATCHDOG_S) so a broken build fails
+ * its test instead of hanging CTest.
+ */
+#ifndef GATHER_TESTUTIL_H
+#define GATHER_TESTUTIL_H
+
+#include <check.h>
+#include <errno.h>
+#include <gather.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define TU_WATCHDOG_S 30
+
+static inline struct timespec tu_deadline(int seconds)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += seconds;
+    return ts;
+}
+
+/* ---- gate: one-shot latch ---------------------------------------------- */
+
+typedef struct tu_gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int open;
+} tu_gate;
+
+static inline void tu_gate_init(tu_gate *g)
+{
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_cond_init(&g->cond, NULL);
+    g->open = 0;
+}
+
+static inline void tu_gate_destroy(tu_gate *g)
+{
+    pthread_mutex_destroy(&g->lock);
+    pthread_cond_destroy(&g->cond);
+}
+
+static inline void tu_gate_open(tu_gate *g)
+{
+    pthread_mutex_lock(&g->lock);
+    g->open = 1;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+}
+
+/* Returns 0 once open, ETIMEDOUT after the watchdog. */
+static inline int tu_gate_wait(tu_gate *g)
+{
+    struct timespec dl = tu_deadline(TU_WATCHDOG_S);
+    int rc = 0;
+    pthread_mutex_lock(&g->lock);
+    while (!g->open && rc == 0)
+        rc = pthread_cond_timedwait(&g->cond, &g->lock, &dl);
+    int open = g->open;
+    pthread_mutex_unlock(&g->lock);
+    return open ? 0 : ETIMEDOUT;
+}
+
+/* ---- count: a counter to wait on --------------------------------------- */
+
+typedef struct tu_count {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    long value;
+} tu_count;
+
+static inline void tu_count_init(tu_count *c)
+{
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->cond, NULL);
+    c->value = 0;
+}
+
+static inline void tu_count_destroy(tu_count *c)
+{
+    pthread_mutex_destroy(&c->lock);
+    pthread_cond_destroy(&c->cond);
+}
+
+static inline void tu_count_add(tu_count *c, long delta)
+{
+    pthread_mutex_lock(&c->lock);
+    c->value += delta;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static inline long tu_count_get(tu_count *c)
+{
+    pthread_mutex_lock(&c->lock);
+    long v = c->value;
+    pthread_mutex_unlock(&c->lock);
+    return v;
+}
+
+/* Returns 0 once value >= target, ETIMEDOUT after the watchdog. */
+static inline int tu_count_wait(tu_count *c, long target)
+{
+    struct timespec dl = tu_deadline(TU_WATCHDOG_S);
+    int rc = 0;
+    pthread_mutex_lock(&c->lock);
+    while (c->value < target && rc == 0)
+        rc = pthread_cond_timedwait(&c->cond, &c->lock, &dl);
+    int ok = c->value >= target;
+    pthread_mutex_unlock(&c->lock);
+    return ok ? 0 : ETIMEDOUT;
+}
+
+/* ---- common tasks -------------------------------------------------------- */
+
+/* Task: sets *result = arg, returns 0. */
+static inline int tu_task_identity(void *arg, void **result)
+{
+    *result = arg;
+    return 0;
+}
+
+/* Task: fails with the code (int)(intptr_t)arg; payload = arg. */
+static inline int tu_task_fail(void *arg, void **result)
+{
+    *result = arg;
+    return (int)(intptr_t)arg;
+}
+
+/* A gated task: announces it started (started may be NULL), then blocks on
+ * the gate, then returns `code` with `value`. */
+typedef struct tu_gated {
+    tu_gate *gate;
+    tu_count *started;
+    int code;
+    void *value;
+    atomic_int ran;
+    atomic_int saw_cancel; /* gather_cancel_requested() after the gate */
+} tu_gated;
+
+static inline int tu_task_gated(void *arg, void **result)
+{
+    tu_gated *g = (tu_gated *)arg;
+    atomic_fetch_add(&g->ran, 1);
+    if (g->started)
+        tu_count_add(g->started, 1);
+    tu_gate_wait(g->gate);
+    atomic_store(&g->saw_cancel, gather_cancel_requested() ? 1 : 0);
+    *result = g->value;
+    return g->code;
+}
+
+/* Creates a pool of `threads` threads or fails the test. */
+static inline gather_pool *tu_pool(size_t threads)
+{
+    gather_pool_options o = {0};
+    o.threads = threads;
+    gather_pool *p = NULL;
+    ck_assert_int_eq(gather_pool_create(&p, &o), 0);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+/* Runs a suite with CK_NORMAL output; returns the process exit status. */
+static inline int tu_run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+#endif /* GATHER_TESTUTIL_H */
