@@ -1,0 +1,240 @@
+/*
+ * internal.h - what the files of lib/ share. Nothing here is public.
+ *
+ * Name tiers (after libuv): public gather_* / GATHER_*; cross-file internal
+ * gather__* ; file-local statics with plain names.
+ *
+ * Map of lib/:
+ *   alloc.c   replaceable allocator, fault hook
+ *   deque.c   Chase-Lev work-stealing deque (one per worker)
+ *   sleep.c   parkers and the registry of sleeping threads (wake one, never
+ *             lose a wake-up)
+ *   pool.c    pools, workers, the injection queue, submit, the default pool,
+ *             stats
+ *   future.c  the future state machine, completion, cancel, callbacks, refs
+ *   wait.c    every blocking wait: helping on pool threads, parking elsewhere
+ *   gather.c  gather_futures, gather_all, gather_map, gather_wait_any
+ *
+ * The reasoning behind the memory orders is in docs/design.md.
+ */
+#ifndef GATHER_INTERNAL_H
+#define GATHER_INTERNAL_H
+
+#include "gather.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define GATHER__CACHELINE 64
+#define GATHER__MAX_THREADS 1024
+
+#if defined(__x86_64__) || defined(__i386__)
+#define gather__cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__) || defined(__arm__)
+#define gather__cpu_relax() __asm__ __volatile__("yield" ::: "memory")
+#else
+#define gather__cpu_relax() ((void)0)
+#endif
+
+/* ---- alloc.c ------------------------------------------------------------ */
+
+void *gather__malloc(size_t size);
+void gather__free(void *ptr);
+/* align: a power of two >= sizeof(void *). */
+void *gather__malloc_aligned(size_t size, size_t align);
+void gather__free_aligned(void *ptr);
+/* size = a * b + c, false on overflow. */
+bool gather__size(size_t a, size_t b, size_t c, size_t *size);
+/* Called on every injected or real allocation failure: a breakpoint target. */
+void gather__fault(void);
+/* Records that a pool exists: the allocator can no longer be replaced. */
+void gather__allocator_freeze(void);
+/* Aborts on a pthread lock/unlock failure, which pthreads only reports for
+ * a corrupted or wrongly used mutex: a bug in this library, not a condition
+ * to recover from. */
+void gather__lock(pthread_mutex_t *m);
+void gather__unlock(pthread_mutex_t *m);
+
+/* ---- deque.c ------------------------------------------------------------ */
+
+typedef struct gather__deque_buf {
+    int64_t mask;                          /* capacity - 1, capacity 2^k */
+    struct gather__deque_buf *retired;     /* older buffers, freed at destroy */
+    _Atomic(void *) slot[];                /* relaxed: see deque.c */
+} gather__deque_buf;
+
+typedef struct gather__deque {
+    alignas(GATHER__CACHELINE) _Atomic int64_t top; /* thieves CAS it */
+    alignas(GATHER__CACHELINE) _Atomic int64_t bottom; /* owner writes it */
+    _Atomic(gather__deque_buf *) buf;
+} gather__deque;
+
+int gather__deque_init(gather__deque *d, size_t capacity);
+void gather__deque_destroy(gather__deque *d);
+/* Owner only. 0, or ENOMEM when the buffer had to grow and could not. */
+int gather__deque_push_owner(gather__deque *d, void *item);
+/* Owner only. The newest item, or NULL when empty. */
+void *gather__deque_pop_owner(gather__deque *d);
+/* Any thread. 0 and *item: took the oldest; ENOENT: empty; EAGAIN: lost a
+ * race with another taker, retry. */
+int gather__deque_steal(gather__deque *d, void **item);
+/* Any thread; a hint, exact only when the deque is quiescent. */
+bool gather__deque_nonempty(gather__deque *d);
+/* Debug invariant check (owner, or quiescent deque). */
+bool gather__deque_valid(gather__deque *d);
+
+/* ---- sleep.c ------------------------------------------------------------ */
+
+/* A parker: one sleeping thread's mutex, condition variable and token. */
+typedef struct gather__parker {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;              /* CLOCK_MONOTONIC */
+    bool notified;                    /* guarded by lock */
+    /* registry links, guarded by the registry's lock */
+    struct gather__parker *prev, *next;
+    bool registered;
+    bool idle;                        /* an idle worker, not a waiting task */
+} gather__parker;
+
+int gather__parker_init(gather__parker *p);
+void gather__parker_destroy(gather__parker *p);
+/* Consumes the token, waiting for it until `deadline` (CLOCK_MONOTONIC;
+ * NULL: none). 0 or ETIMEDOUT. */
+int gather__park(gather__parker *p, const struct timespec *deadline);
+void gather__unpark(gather__parker *p);
+
+typedef struct gather__sleep {
+    pthread_mutex_t lock;             /* guards the list and idle */
+    gather__parker *head;             /* guarded by lock */
+    size_t idle;                      /* guarded by lock: registered idle workers */
+    _Atomic size_t sleepers;          /* registered parkers; read without lock */
+} gather__sleep;
+
+int gather__sleep_init(gather__sleep *s);
+void gather__sleep_destroy(gather__sleep *s);
+/* Registers p; returns the number of idle workers now registered. */
+size_t gather__sleep_enter(gather__sleep *s, gather__parker *p, bool idle);
+/* Unregisters p; false when a waker had already taken it (and unparked it). */
+bool gather__sleep_leave(gather__sleep *s, gather__parker *p);
+/* After publishing work: wake one sleeper, if any. */
+void gather__sleep_wake_one(gather__sleep *s);
+void gather__sleep_wake_all(gather__sleep *s);
+/* Under the registry lock: are `n` idle workers registered and pred(ctx)
+ * false? Parkers must leave the registry (taking the lock) before they take
+ * work, so the answer cannot be invalidated by a worker racing out. */
+bool gather__sleep_quiescent(gather__sleep *s, size_t n,
+                             bool (*work_visible)(void *), void *ctx);
+
+/* ---- future.c ----------------------------------------------------------- */
+
+/*
+ * Future state word: a pointer to the newest listener (listeners are
+ * 8-aligned) or'ed with three flags.
+ *   CLAIMED     someone owns the completion: a worker runs the task, or a
+ *               canceller completes it. Set once, never cleared.
+ *   DONE        error and value are published; the list is detached and
+ *               will never be used again. Implies CLAIMED.
+ *   CANCEL_REQ  a cancel was requested (set by gather_future_cancel).
+ */
+#define GATHER__CLAIMED ((uintptr_t)1)
+#define GATHER__DONE ((uintptr_t)2)
+#define GATHER__CANCEL_REQ ((uintptr_t)4)
+#define GATHER__FLAGS ((uintptr_t)7)
+
+typedef struct gather__listener gather__listener;
+/* Called once, by the completing thread, after DONE is published. May free
+ * the listener. `f` stays valid during the call. */
+typedef void (*gather__fire_fn)(gather__listener *self, gather_future *f);
+struct gather__listener {
+    alignas(8) gather__listener *next;
+    gather__fire_fn fire;
+};
+
+enum { GATHER__TASK = 1, GATHER__AGGREGATE = 2 };
+
+struct gather_future {
+    _Atomic uintptr_t state;          /* see above */
+    _Atomic uint32_t refs;
+    uint8_t kind;                     /* GATHER__TASK / GATHER__AGGREGATE */
+    int error;                        /* written by the claimer before DONE */
+    void *value;                      /* idem */
+    gather_fn fn;                     /* task: immutable after submit */
+    void *arg;
+    gather_pool *pool;                /* task: valid until DONE */
+    gather_future *next;              /* injection queue link (its lock) */
+    _Atomic(const void *) runner;     /* relaxed: the worker that claimed it */
+};
+
+/* Initialises a future with `refs` references, not claimed. */
+void gather__future_init(gather_future *f, uint8_t kind, uint32_t refs);
+/* The claimer publishes the result: DONE, then listeners and callbacks in
+ * the order they were added. Returns the final state flags. The caller must
+ * hold a reference across the call. `cancel_req` ors CANCEL_REQ in. */
+uintptr_t gather__future_complete(gather_future *f, int error, void *value,
+                                  bool cancel_req);
+/* Pushes `l` on f's listener list unless f is done; false when done. */
+bool gather__future_listen(gather_future *f, gather__listener *l);
+/* Acquire load of the state word. */
+uintptr_t gather__future_state(const gather_future *f);
+/* Would waiting for f from this thread never end (f runs beneath us)? */
+bool gather__future_blocked_by_caller(const gather_future *f);
+
+/* ---- pool.c ------------------------------------------------------------- */
+
+typedef struct gather__worker gather__worker;
+
+/* The worker this thread is, else NULL. */
+gather__worker *gather__worker_self(void);
+gather_pool *gather__worker_pool(const gather__worker *w);
+/* Resolves NULL to the default pool; NULL and *err set on failure. */
+gather_pool *gather__pool_resolve(const gather_pool *pool, int *err);
+/* One step of helping: finds a task of w's pool and runs it. */
+bool gather__worker_help(gather__worker *w);
+/* Is there work w could take (a hint, cheap)? */
+bool gather__worker_work_visible(gather__worker *w);
+gather__sleep *gather__worker_sleep(gather__worker *w);
+/* A canceller completed a pending task of `pool` before it ran. */
+void gather__pool_count_cancel(gather_pool *pool);
+/* Is the pool cancelling everything (GATHER_CANCEL_PENDING shutdown)? */
+bool gather__pool_cancelling(const gather_pool *pool);
+/* The future of the task this thread is running, else NULL. */
+gather_future *gather__current_task(void);
+
+/* ---- wait.c ------------------------------------------------------------- */
+
+enum gather__wait_mode {
+    GATHER__WAIT_ALL,       /* until every future is done */
+    GATHER__WAIT_FAIL_FAST, /* until every one is done or one failed */
+    GATHER__WAIT_ANY        /* until one is done */
+};
+
+typedef struct gather__waitset gather__waitset;
+
+/*
+ * Blocks until the mode's condition holds for fs[0..n), or until the
+ * deadline (CLOCK_MONOTONIC, NULL: none). Helps on pool threads. Returns 0
+ * (condition met, or *timed_out set), EDEADLK, or ENOMEM. `reserved` is a
+ * waitset from gather__waitset_reserve() to use instead of allocating, or
+ * NULL; it is consumed either way.
+ */
+int gather__wait(gather_future *const fs[], size_t n,
+                 enum gather__wait_mode mode, const struct timespec *deadline,
+                 bool *timed_out, gather__waitset *reserved);
+/* Allocates a waitset for n futures in advance (NULL when out of memory). */
+gather__waitset *gather__waitset_reserve(size_t n);
+void gather__waitset_unreserve(gather__waitset *ws);
+/* Absolute CLOCK_MONOTONIC deadline timeout_ns from now. */
+void gather__deadline(struct timespec *ts, uint64_t timeout_ns);
+
+/* ---- gather.c ----------------------------------------------------------- */
+
+/* Cancels an aggregate (gather_future_cancel() on a GATHER__AGGREGATE). */
+bool gather__aggregate_cancel(gather_future *f);
+
+#endif /* GATHER_INTERNAL_H */

@@ -1,0 +1,726 @@
+/*
+ * pool.c - pools and their workers: submit, the worker loop, shutdown,
+ * the default pool, stats.
+ *
+ * DESIGN: each worker owns a Chase-Lev deque (deque.c). A task submitted by
+ * a worker of the same pool goes on that worker's deque; any other thread
+ * submits to the pool's injection queue, a mutex-protected FIFO. A worker
+ * looks for work in its own deque (newest first), then the injection queue,
+ * then steals the oldest task of another worker, starting at a random
+ * victim. Finding none, it spins briefly, then parks (sleep.c); each
+ * submission wakes at most one parked thread.
+ *
+ * Drain: shutdown sets `stopping` under the injection lock, after which no
+ * thread outside the pool can add work. The pool is drained when all its
+ * workers are registered idle and no queue holds a task: then no task runs
+ * (a running task's worker is not idle), none can be added, and none is
+ * queued. The last worker to go idle, or shutdown itself, observes this
+ * under the sleep registry's lock (gather__sleep_quiescent) and sets
+ * `drained`. Nothing is counted per task for it.
+ *
+ * Locks: inject_lock guards the injection queue and the store to
+ * `stopping`; drain_lock guards `drained`; the default-pool lock guards the
+ * creation of the default pool. None is held while another lock is taken,
+ * except that gather__sleep_quiescent() reads the queues' atomics (not
+ * their locks) under the registry lock.
+ */
+#include "internal.h"
+
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Spin rounds an idle worker makes before parking (each a few pauses). */
+#define SPIN_ROUNDS 64
+#define SPIN_PAUSES 16
+
+struct gather__worker {
+    gather__deque deque; /* first, cache-line aligned */
+    gather_pool *pool;
+    size_t index;
+    pthread_t thread;
+    uint64_t rng; /* xorshift state for victim choice */
+    gather__parker parker;
+    /* Single-writer counters: only this worker writes them (relaxed load,
+     * relaxed store); gather_pool_stats_get() reads them relaxed. */
+    _Atomic uint64_t submitted, completed, cancelled, stolen;
+};
+
+struct gather_pool {
+    size_t nthreads;
+    gather__worker *workers; /* nthreads, cache-line aligned */
+    size_t started;          /* threads started (creation and join) */
+    char *name;
+    size_t stack_size;
+    bool is_default;
+
+    alignas(GATHER__CACHELINE) pthread_mutex_t inject_lock;
+    gather_future *inject_head, *inject_tail; /* guarded by inject_lock */
+    _Atomic size_t inject_len;  /* written under inject_lock, read anywhere */
+    _Atomic bool stopping;      /* written under inject_lock */
+    _Atomic bool cancelling;    /* GATHER_CANCEL_PENDING shutdown */
+    _Atomic bool exiting;       /* destroy: workers leave */
+
+    alignas(GATHER__CACHELINE) gather__sleep sleep;
+
+    pthread_mutex_t drain_lock;
+    pthread_cond_t drain_cond;
+    bool drained; /* guarded by drain_lock */
+
+    /* Counters for threads that are not workers of this pool. */
+    alignas(GATHER__CACHELINE) _Atomic uint64_t ext_submitted;
+    _Atomic uint64_t ext_cancelled;
+};
+
+_Static_assert(offsetof(gather__worker, deque) == 0,
+               "the deque leads the worker, on its own cache lines");
+_Static_assert(sizeof(gather__worker) % GATHER__CACHELINE == 0,
+               "workers do not share cache lines");
+
+static _Thread_local gather__worker *tls_worker;
+static _Thread_local gather_future *tls_current; /* innermost running task */
+
+static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic(gather_pool *) default_pool;
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void bump(_Atomic uint64_t *counter)
+{
+    /* Single writer: a plain increment is enough and costs no lock prefix. */
+    atomic_store_explicit(counter,
+                          atomic_load_explicit(counter, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+static uint64_t next_random(gather__worker *w)
+{
+    uint64_t x = w->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    w->rng = x;
+    return x;
+}
+
+gather__worker *gather__worker_self(void)
+{
+    return tls_worker;
+}
+
+gather_pool *gather__worker_pool(const gather__worker *w)
+{
+    return w->pool;
+}
+
+gather__sleep *gather__worker_sleep(gather__worker *w)
+{
+    return &w->pool->sleep;
+}
+
+gather_future *gather__current_task(void)
+{
+    return tls_current;
+}
+
+gather_pool *gather_current_pool(void)
+{
+    return tls_worker != NULL ? tls_worker->pool : NULL;
+}
+
+bool gather__pool_cancelling(const gather_pool *pool)
+{
+    /* relaxed: a flag polled by tasks; nothing is published through it. */
+    return atomic_load_explicit(&((gather_pool *)pool)->cancelling,
+                                memory_order_relaxed);
+}
+
+void gather__pool_count_cancel(gather_pool *pool)
+{
+    atomic_fetch_add_explicit(&pool->ext_cancelled, 1, memory_order_relaxed);
+}
+
+/* ---- injection queue ---------------------------------------------------- */
+
+/* 0, or ESHUTDOWN when the pool stopped taking work from outside. */
+static int inject_push(gather_pool *p, gather_future *f)
+{
+    gather__lock(&p->inject_lock);
+    /* relaxed: stopping is written under inject_lock, which we hold. */
+    if (atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
+        gather__unlock(&p->inject_lock);
+        return ESHUTDOWN;
+    }
+    f->next = NULL;
+    if (p->inject_tail != NULL)
+        p->inject_tail->next = f;
+    else
+        p->inject_head = f;
+    p->inject_tail = f;
+    /* relaxed: a hint for lock-free readers; the sleep protocol's fences
+     * order it against the sleeper count (sleep.c). */
+    atomic_store_explicit(&p->inject_len,
+                          atomic_load_explicit(&p->inject_len, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->ext_submitted, 1, memory_order_relaxed);
+    gather__unlock(&p->inject_lock);
+    return 0;
+}
+
+static gather_future *inject_take(gather_pool *p)
+{
+    if (atomic_load_explicit(&p->inject_len, memory_order_relaxed) == 0)
+        return NULL;
+    gather__lock(&p->inject_lock);
+    gather_future *f = p->inject_head;
+    if (f != NULL) {
+        p->inject_head = f->next;
+        if (p->inject_head == NULL)
+            p->inject_tail = NULL;
+        atomic_store_explicit(&p->inject_len,
+                              atomic_load_explicit(&p->inject_len, memory_order_relaxed) - 1,
+                              memory_order_relaxed);
+    }
+    gather__unlock(&p->inject_lock);
+    return f;
+}
+
+static bool work_visible(void *pool)
+{
+    gather_pool *p = pool;
+    if (atomic_load_explicit(&p->inject_len, memory_order_seq_cst) != 0)
+        return true;
+    for (size_t i = 0; i < p->nthreads; i++)
+        if (gather__deque_nonempty(&p->workers[i].deque))
+            return true;
+    return false;
+}
+
+bool gather__worker_work_visible(gather__worker *w)
+{
+    return work_visible(w->pool);
+}
+
+/* ---- running tasks ------------------------------------------------------ */
+
+static gather_future *steal_any(gather__worker *w)
+{
+    gather_pool *p = w->pool;
+    size_t n = p->nthreads;
+    if (n < 2)
+        return NULL;
+    size_t start = (size_t)(next_random(w) % n);
+    bool contended = true;
+    while (contended) {
+        contended = false;
+        for (size_t i = 0; i < n; i++) {
+            gather__worker *v = &p->workers[(start + i) % n];
+            if (v == w)
+                continue;
+            void *item;
+            int rc = gather__deque_steal(&v->deque, &item);
+            if (rc == 0) {
+                bump(&w->stolen);
+                return item;
+            }
+            if (rc == EAGAIN)
+                contended = true;
+        }
+    }
+    return NULL;
+}
+
+static gather_future *find_task(gather__worker *w)
+{
+    gather_future *f = gather__deque_pop_owner(&w->deque);
+    if (f == NULL)
+        f = inject_take(w->pool);
+    if (f == NULL)
+        f = steal_any(w);
+    return f;
+}
+
+/* A canceller claimed f first: it counts the cancel on the pool and then
+ * publishes DONE. Wait for DONE before dropping the queue's reference, so
+ * the pool cannot be drained and freed under the canceller. The window is
+ * a few instructions long and contains no user code. */
+static void discard_cancelled(gather_future *f)
+{
+    while (!(gather__future_state(f) & GATHER__DONE))
+        sched_yield();
+    gather_future_release(f);
+}
+
+static void run_task(gather__worker *w, gather_future *f)
+{
+    /* relaxed: the claim only arbitrates against gather_future_cancel();
+     * the task's fields were published by the push we took it from. */
+    uintptr_t old = atomic_fetch_or_explicit(&f->state, GATHER__CLAIMED,
+                                             memory_order_relaxed);
+    if (old & GATHER__CLAIMED) {
+        discard_cancelled(f);
+        return;
+    }
+    gather_pool *p = w->pool;
+    if (gather__pool_cancelling(p)) {
+        bump(&w->cancelled);
+        gather__future_complete(f, ECANCELED, NULL, true);
+        gather_future_release(f);
+        return;
+    }
+    /* relaxed: compared only by this thread (gather__future_blocked_by_caller)
+     * to find tasks running beneath it; other threads never match it. */
+    atomic_store_explicit(&f->runner, w, memory_order_relaxed);
+    gather_future *outer = tls_current;
+    tls_current = f;
+    void *result = NULL;
+    int rc = f->fn(f->arg, &result);
+    tls_current = outer;
+    bump(&w->completed); /* counted before DONE, as SPEC.md asks */
+    bool cancel_req = rc == ECANCELED && gather__pool_cancelling(p);
+    gather__future_complete(f, rc, result, cancel_req);
+    gather_future_release(f); /* the queue's reference */
+}
+
+bool gather__worker_help(gather__worker *w)
+{
+    gather_future *f = find_task(w);
+    if (f == NULL)
+        return false;
+    run_task(w, f);
+    return true;
+}
+
+/* ---- idle, drain, worker loop ------------------------------------------- */
+
+static void check_drained(gather_pool *p)
+{
+    if (!gather__sleep_quiescent(&p->sleep, p->nthreads, work_visible, p))
+        return;
+    gather__lock(&p->drain_lock);
+    p->drained = true;
+    pthread_cond_broadcast(&p->drain_cond);
+    gather__unlock(&p->drain_lock);
+}
+
+/* Parks an idle worker until woken. Returns true when the worker must exit. */
+static bool idle_wait(gather__worker *w)
+{
+    gather_pool *p = w->pool;
+    size_t n_idle = gather__sleep_enter(&p->sleep, &w->parker, true);
+    /* The registration's fence orders these loads after it (sleep.c). */
+    if (atomic_load_explicit(&p->exiting, memory_order_acquire)) {
+        gather__sleep_leave(&p->sleep, &w->parker);
+        return true;
+    }
+    if (work_visible(p)) {
+        gather__sleep_leave(&p->sleep, &w->parker);
+        return false;
+    }
+    if (n_idle == p->nthreads &&
+        atomic_load_explicit(&p->stopping, memory_order_acquire))
+        check_drained(p);
+    gather__park(&w->parker, NULL);
+    gather__sleep_leave(&p->sleep, &w->parker);
+    return false;
+}
+
+static bool spin_for_work(gather_pool *p)
+{
+    for (int round = 0; round < SPIN_ROUNDS; round++) {
+        for (int i = 0; i < SPIN_PAUSES; i++)
+            gather__cpu_relax();
+        if (work_visible(p))
+            return true;
+    }
+    return false;
+}
+
+static void name_thread(gather__worker *w)
+{
+    char suffix[24];
+    int slen = snprintf(suffix, sizeof suffix, "-%zu", w->index);
+    char name[16]; /* Linux: 15 characters and the NUL */
+    size_t room = sizeof name - 1 - (size_t)slen; /* slen <= 5: index < 1024 */
+    size_t plen = strlen(w->pool->name);
+    if (plen > room)
+        plen = room; /* shorten the prefix, keep the index */
+    memcpy(name, w->pool->name, plen);
+    memcpy(name + plen, suffix, (size_t)slen + 1);
+#if defined(__APPLE__)
+    pthread_setname_np(name);
+#elif defined(__linux__) || defined(__GLIBC__)
+    pthread_setname_np(pthread_self(), name);
+#endif
+}
+
+static void *worker_main(void *arg)
+{
+    gather__worker *w = arg;
+    tls_worker = w;
+    name_thread(w);
+    for (;;) {
+        if (gather__worker_help(w))
+            continue;
+        if (spin_for_work(w->pool))
+            continue;
+        if (idle_wait(w))
+            break;
+    }
+    tls_worker = NULL;
+    return NULL;
+}
+
+/* ---- creation and destruction ------------------------------------------- */
+
+static size_t cpu_count(void)
+{
+    size_t n = 0;
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        n = (size_t)CPU_COUNT(&set);
+#endif
+    if (n == 0) {
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        n = online > 0 ? (size_t)online : 1;
+    }
+    return n > GATHER__MAX_THREADS ? GATHER__MAX_THREADS : n;
+}
+
+static size_t stack_size_for(size_t requested)
+{
+    if (requested == 0)
+        return 0;
+    long page = sysconf(_SC_PAGESIZE);
+    size_t pg = page > 0 ? (size_t)page : 4096;
+    size_t min = PTHREAD_STACK_MIN;
+    if (requested < min)
+        requested = min;
+    if (requested > SIZE_MAX - pg)
+        return SIZE_MAX; /* refused by pthread_attr_setstacksize: EINVAL */
+    return (requested + pg - 1) / pg * pg;
+}
+
+/* Stops and joins the threads started so far (creation failure, destroy). */
+static void stop_threads(gather_pool *p)
+{
+    atomic_store_explicit(&p->exiting, true, memory_order_release);
+    gather__sleep_wake_all(&p->sleep);
+    for (size_t i = 0; i < p->started; i++)
+        pthread_join(p->workers[i].thread, NULL);
+    p->started = 0;
+}
+
+static void free_pool(gather_pool *p, size_t workers_ready)
+{
+    for (size_t i = 0; i < workers_ready; i++) {
+        gather__parker_destroy(&p->workers[i].parker);
+        gather__deque_destroy(&p->workers[i].deque);
+    }
+    gather__free_aligned(p->workers);
+    pthread_cond_destroy(&p->drain_cond);
+    pthread_mutex_destroy(&p->drain_lock);
+    gather__sleep_destroy(&p->sleep);
+    pthread_mutex_destroy(&p->inject_lock);
+    gather__free(p->name);
+    gather__free_aligned(p);
+}
+
+static int init_worker(gather_pool *p, size_t i)
+{
+    gather__worker *w = &p->workers[i];
+    if (gather__deque_init(&w->deque, 64) != 0)
+        return ENOMEM;
+    if (gather__parker_init(&w->parker) != 0) {
+        gather__deque_destroy(&w->deque);
+        return ENOMEM;
+    }
+    w->pool = p;
+    w->index = i;
+    w->rng = 0x9E3779B97F4A7C15ull * (i + 1) ^ (uint64_t)(uintptr_t)p;
+    if (w->rng == 0)
+        w->rng = 1;
+    atomic_init(&w->submitted, 0);
+    atomic_init(&w->completed, 0);
+    atomic_init(&w->cancelled, 0);
+    atomic_init(&w->stolen, 0);
+    return 0;
+}
+
+static int start_threads(gather_pool *p)
+{
+    pthread_attr_t attr;
+    int rc = pthread_attr_init(&attr);
+    if (rc != 0)
+        return ENOMEM;
+    if (p->stack_size != 0 &&
+        pthread_attr_setstacksize(&attr, p->stack_size) != 0) {
+        pthread_attr_destroy(&attr);
+        return EINVAL;
+    }
+    for (size_t i = 0; i < p->nthreads; i++) {
+        rc = pthread_create(&p->workers[i].thread, &attr, worker_main,
+                            &p->workers[i]);
+        if (rc != 0) {
+            gather__fault();
+            rc = rc == EINVAL ? EINVAL : EAGAIN;
+            break;
+        }
+        p->started++;
+    }
+    pthread_attr_destroy(&attr);
+    return rc;
+}
+
+static int init_locks(gather_pool *p)
+{
+    if (pthread_mutex_init(&p->inject_lock, NULL) != 0)
+        return ENOMEM;
+    if (gather__sleep_init(&p->sleep) != 0)
+        goto fail_sleep;
+    if (pthread_mutex_init(&p->drain_lock, NULL) != 0)
+        goto fail_drain_lock;
+    if (pthread_cond_init(&p->drain_cond, NULL) != 0)
+        goto fail_drain_cond;
+    return 0;
+fail_drain_cond:
+    pthread_mutex_destroy(&p->drain_lock);
+fail_drain_lock:
+    gather__sleep_destroy(&p->sleep);
+fail_sleep:
+    pthread_mutex_destroy(&p->inject_lock);
+    return ENOMEM;
+}
+
+static int pool_create(gather_pool **out, const gather_pool_options *opts,
+                       bool is_default)
+{
+    size_t threads = opts != NULL ? opts->threads : 0;
+    if (threads > GATHER__MAX_THREADS)
+        return EINVAL;
+    if (threads == 0)
+        threads = cpu_count();
+    const char *name = opts != NULL && opts->name != NULL ? opts->name : "gather";
+    gather__allocator_freeze();
+
+    gather_pool *p = gather__malloc_aligned(sizeof *p, GATHER__CACHELINE);
+    if (p == NULL)
+        return ENOMEM;
+    memset(p, 0, sizeof *p);
+    p->nthreads = threads;
+    p->is_default = is_default;
+    p->stack_size = stack_size_for(opts != NULL ? opts->stack_size : 0);
+    atomic_init(&p->inject_len, 0);
+    atomic_init(&p->stopping, false);
+    atomic_init(&p->cancelling, false);
+    atomic_init(&p->exiting, false);
+    atomic_init(&p->ext_submitted, 0);
+    atomic_init(&p->ext_cancelled, 0);
+
+    size_t name_len = strlen(name);
+    p->name = gather__malloc(name_len + 1);
+    if (p->name == NULL)
+        goto fail_name;
+    memcpy(p->name, name, name_len + 1);
+    if (init_locks(p) != 0)
+        goto fail_locks;
+    p->workers = gather__malloc_aligned(threads * sizeof *p->workers,
+                                        GATHER__CACHELINE);
+    if (p->workers == NULL)
+        goto fail_workers;
+    memset(p->workers, 0, threads * sizeof *p->workers);
+    size_t ready = 0;
+    for (; ready < threads; ready++)
+        if (init_worker(p, ready) != 0)
+            break;
+    int rc = ready < threads ? ENOMEM : start_threads(p);
+    if (rc != 0) {
+        stop_threads(p);
+        free_pool(p, ready);
+        return rc;
+    }
+    *out = p;
+    return 0;
+
+fail_workers:
+    pthread_cond_destroy(&p->drain_cond);
+    pthread_mutex_destroy(&p->drain_lock);
+    gather__sleep_destroy(&p->sleep);
+    pthread_mutex_destroy(&p->inject_lock);
+fail_locks:
+    gather__free(p->name);
+fail_name:
+    gather__free_aligned(p);
+    return ENOMEM;
+}
+
+int gather_pool_create(gather_pool **pool, const gather_pool_options *opts)
+{
+    if (pool == NULL)
+        return EINVAL;
+    *pool = NULL;
+    return pool_create(pool, opts, false);
+}
+
+static bool on_own_thread(const gather_pool *p)
+{
+    return tls_worker != NULL && tls_worker->pool == p;
+}
+
+int gather_pool_shutdown(gather_pool *pool, unsigned flags)
+{
+    if (pool == NULL || (flags & ~GATHER_CANCEL_PENDING) != 0 || pool->is_default)
+        return EINVAL;
+    if (on_own_thread(pool))
+        return EDEADLK;
+    if (flags & GATHER_CANCEL_PENDING)
+        atomic_store_explicit(&pool->cancelling, true, memory_order_relaxed);
+    gather__lock(&pool->inject_lock);
+    /* release: a worker that reads stopping == true (acquire, idle_wait)
+     * also sees every task pushed before it. */
+    atomic_store_explicit(&pool->stopping, true, memory_order_release);
+    gather__unlock(&pool->inject_lock);
+    /* Wake sleepers so that queued tasks are cancelled promptly and the
+     * last idle worker re-checks for the drain. */
+    gather__sleep_wake_all(&pool->sleep);
+    check_drained(pool);
+    gather__lock(&pool->drain_lock);
+    while (!pool->drained)
+        pthread_cond_wait(&pool->drain_cond, &pool->drain_lock);
+    gather__unlock(&pool->drain_lock);
+    return 0;
+}
+
+int gather_pool_destroy(gather_pool *pool)
+{
+    int rc = gather_pool_shutdown(pool, 0);
+    if (rc != 0)
+        return rc;
+    stop_threads(pool);
+    free_pool(pool, pool->nthreads);
+    return 0;
+}
+
+size_t gather_pool_threads(const gather_pool *pool)
+{
+    int err;
+    gather_pool *p = gather__pool_resolve(pool, &err);
+    return p != NULL ? p->nthreads : 0;
+}
+
+/* ---- the default pool --------------------------------------------------- */
+
+static size_t env_threads(void)
+{
+    const char *s = getenv("GATHER_THREADS");
+    if (s == NULL || *s == '\0')
+        return 0;
+    size_t v = 0;
+    for (const char *c = s; *c != '\0'; c++) {
+        if (*c < '0' || *c > '9')
+            return 0;
+        v = v * 10 + (size_t)(*c - '0');
+        if (v > GATHER__MAX_THREADS)
+            return 0;
+    }
+    return v; /* 0 means "ignored": one per CPU */
+}
+
+gather_pool *gather__pool_resolve(const gather_pool *pool, int *err)
+{
+    if (pool != NULL)
+        return (gather_pool *)pool;
+    /* acquire: pairs with the release store below; the pool is fully built. */
+    gather_pool *p = atomic_load_explicit(&default_pool, memory_order_acquire);
+    if (p != NULL)
+        return p;
+    gather__lock(&default_lock);
+    p = atomic_load_explicit(&default_pool, memory_order_relaxed);
+    if (p == NULL) {
+        gather_pool_options o = {0};
+        o.threads = env_threads();
+        int rc = pool_create(&p, &o, true);
+        if (rc != 0) {
+            *err = rc;
+            p = NULL;
+        } else {
+            atomic_store_explicit(&default_pool, p, memory_order_release);
+        }
+    }
+    gather__unlock(&default_lock);
+    return p;
+}
+
+/* ---- submit and stats --------------------------------------------------- */
+
+int gather_submit(gather_pool *pool, gather_fn fn, void *arg,
+                  gather_future **future)
+{
+    if (future != NULL)
+        *future = NULL;
+    if (fn == NULL)
+        return EINVAL;
+    int err = 0;
+    gather_pool *p = gather__pool_resolve(pool, &err);
+    if (p == NULL)
+        return err;
+    gather__worker *w = on_own_thread(p) ? tls_worker : NULL;
+    if (w == NULL && atomic_load_explicit(&p->stopping, memory_order_relaxed))
+        return ESHUTDOWN; /* early answer; inject_push decides under the lock */
+
+    gather_future *f = gather__malloc(sizeof *f);
+    if (f == NULL)
+        return ENOMEM;
+    gather__future_init(f, GATHER__TASK, future != NULL ? 2 : 1);
+    f->fn = fn;
+    f->arg = arg;
+    f->pool = p;
+    if (w != NULL) {
+        bump(&w->submitted); /* before the push: a thief may finish it first */
+        if (gather__deque_push_owner(&w->deque, f) != 0) {
+            atomic_store_explicit(&w->submitted,
+                                  atomic_load_explicit(&w->submitted, memory_order_relaxed) - 1,
+                                  memory_order_relaxed);
+            gather__free(f);
+            return ENOMEM;
+        }
+    } else {
+        int rc = inject_push(p, f);
+        if (rc != 0) {
+            gather__free(f);
+            return rc;
+        }
+    }
+    /* With a NULL `future` the task may already be finished and freed: f is
+     * not touched again below. */
+    if (future != NULL)
+        *future = f;
+    gather__sleep_wake_one(&p->sleep);
+    return 0;
+}
+
+int gather_pool_stats_get(const gather_pool *pool, gather_pool_stats *stats)
+{
+    if (stats == NULL)
+        return EINVAL;
+    int err = 0;
+    gather_pool *p = gather__pool_resolve(pool, &err);
+    if (p == NULL)
+        return err;
+    gather_pool_stats s = {0};
+    s.submitted = atomic_load_explicit(&p->ext_submitted, memory_order_relaxed);
+    s.cancelled = atomic_load_explicit(&p->ext_cancelled, memory_order_relaxed);
+    for (size_t i = 0; i < p->nthreads; i++) {
+        gather__worker *w = &p->workers[i];
+        s.submitted += atomic_load_explicit(&w->submitted, memory_order_relaxed);
+        s.completed += atomic_load_explicit(&w->completed, memory_order_relaxed);
+        s.cancelled += atomic_load_explicit(&w->cancelled, memory_order_relaxed);
+        s.stolen += atomic_load_explicit(&w->stolen, memory_order_relaxed);
+    }
+    *stats = s;
+    return 0;
+}

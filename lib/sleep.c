@@ -1,0 +1,187 @@
+/*
+ * sleep.c - parkers, and the registry through which new work wakes one
+ * sleeping thread.
+ *
+ * DESIGN: a parker is a mutex, a CLOCK_MONOTONIC condition variable and a
+ * token (after Java's LockSupport.park). An idle worker parks on its own
+ * parker; a pool thread waiting inside a task parks on its wait record's
+ * parker (wait.c), so that both "work arrived" and "what you wait for is
+ * done" can wake it. A sleeping parker is listed in its pool's registry.
+ *
+ * No lost wake-up (the Dekker pattern; proof sketch in docs/design.md):
+ *   sleeper:   enter registry (sleepers++) ; seq_cst fence ; re-check the
+ *              queues ; park
+ *   submitter: publish task ; seq_cst fence ; load sleepers ; if > 0, take a
+ *              parker out of the registry and unpark it
+ * Either the submitter sees sleepers > 0, or the sleeper's re-check sees the
+ * task. A waker removes the parker it wakes from the registry, so each
+ * wake-up goes to a different sleeper: wake one, never all.
+ *
+ * Locks: registry lock `s->lock` guards the list and the idle count. A
+ * parker's lock guards its token. Nesting: registry lock, then a parker's
+ * lock (wakers unpark under the registry lock, so that a parker that has
+ * left the registry is never touched again). Nothing else is taken while
+ * either is held.
+ */
+#include "internal.h"
+
+int gather__parker_init(gather__parker *p)
+{
+    pthread_condattr_t attr;
+    int rc = pthread_condattr_init(&attr);
+    if (rc != 0)
+        return rc;
+    rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(&p->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    if (rc != 0)
+        return rc;
+    rc = pthread_mutex_init(&p->lock, NULL);
+    if (rc != 0) {
+        pthread_cond_destroy(&p->cond);
+        return rc;
+    }
+    p->notified = false;
+    p->prev = p->next = NULL;
+    p->registered = false;
+    p->idle = false;
+    return 0;
+}
+
+void gather__parker_destroy(gather__parker *p)
+{
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->lock);
+}
+
+int gather__park(gather__parker *p, const struct timespec *deadline)
+{
+    int rc = 0;
+    gather__lock(&p->lock);
+    /* p->lock is held at every test of the token. */
+    while (!p->notified && rc == 0) {
+        if (deadline == NULL)
+            pthread_cond_wait(&p->cond, &p->lock);
+        else
+            rc = pthread_cond_timedwait(&p->cond, &p->lock, deadline);
+    }
+    if (p->notified) {
+        p->notified = false;
+        rc = 0;
+    }
+    gather__unlock(&p->lock);
+    return rc;
+}
+
+void gather__unpark(gather__parker *p)
+{
+    gather__lock(&p->lock);
+    p->notified = true;
+    pthread_cond_signal(&p->cond);
+    gather__unlock(&p->lock);
+}
+
+int gather__sleep_init(gather__sleep *s)
+{
+    int rc = pthread_mutex_init(&s->lock, NULL);
+    if (rc != 0)
+        return rc;
+    s->head = NULL;
+    s->idle = 0;
+    atomic_init(&s->sleepers, 0);
+    return 0;
+}
+
+void gather__sleep_destroy(gather__sleep *s)
+{
+    pthread_mutex_destroy(&s->lock);
+}
+
+/* s->lock held. */
+static void unlink_parker(gather__sleep *s, gather__parker *p)
+{
+    if (p->prev != NULL)
+        p->prev->next = p->next;
+    else
+        s->head = p->next;
+    if (p->next != NULL)
+        p->next->prev = p->prev;
+    p->prev = p->next = NULL;
+    p->registered = false;
+    if (p->idle)
+        s->idle--;
+    /* relaxed: only a hint for wakers, who re-check under the lock. */
+    atomic_fetch_sub_explicit(&s->sleepers, 1, memory_order_relaxed);
+}
+
+size_t gather__sleep_enter(gather__sleep *s, gather__parker *p, bool idle)
+{
+    gather__lock(&s->lock);
+    p->idle = idle;
+    p->registered = true;
+    p->prev = NULL;
+    p->next = s->head;
+    if (s->head != NULL)
+        s->head->prev = p;
+    s->head = p;
+    if (idle)
+        s->idle++;
+    size_t n_idle = s->idle;
+    /* seq_cst: the sleeper's half of the Dekker pattern; ordered before the
+     * re-check of the queues that the caller does next. */
+    atomic_fetch_add_explicit(&s->sleepers, 1, memory_order_seq_cst);
+    gather__unlock(&s->lock);
+    /* seq_cst fence, pairing with the one in gather__sleep_wake_one(): of
+     * the two fences, whichever comes second in the single total order sees
+     * the other side's write (C11 7.17.3, the rule on two seq_cst fences X and Y). */
+    atomic_thread_fence(memory_order_seq_cst);
+    return n_idle;
+}
+
+bool gather__sleep_leave(gather__sleep *s, gather__parker *p)
+{
+    gather__lock(&s->lock);
+    bool was = p->registered;
+    if (was)
+        unlink_parker(s, p);
+    gather__unlock(&s->lock);
+    return was;
+}
+
+void gather__sleep_wake_one(gather__sleep *s)
+{
+    /* seq_cst fence: the submitter's half of the Dekker pattern; the task
+     * was published before it, the sleeper count is read after it. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&s->sleepers, memory_order_relaxed) == 0)
+        return;
+    gather__lock(&s->lock);
+    gather__parker *p = s->head;
+    if (p != NULL) {
+        unlink_parker(s, p);
+        gather__unpark(p);
+    }
+    gather__unlock(&s->lock);
+}
+
+void gather__sleep_wake_all(gather__sleep *s)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    gather__lock(&s->lock);
+    while (s->head != NULL) {
+        gather__parker *p = s->head;
+        unlink_parker(s, p);
+        gather__unpark(p);
+    }
+    gather__unlock(&s->lock);
+}
+
+bool gather__sleep_quiescent(gather__sleep *s, size_t n,
+                             bool (*work_visible)(void *), void *ctx)
+{
+    gather__lock(&s->lock);
+    bool quiet = s->idle == n && !work_visible(ctx);
+    gather__unlock(&s->lock);
+    return quiet;
+}

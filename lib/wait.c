@@ -1,0 +1,417 @@
+/*
+ * wait.c - every blocking wait: gather_future_wait(), wait_for(), and the
+ * engine under gather_futures(), gather_map() and gather_wait_any().
+ *
+ * DESIGN: a wait first checks its condition. On a pool thread it then helps:
+ * it runs tasks of its own pool (own deque, injection queue, steals) while
+ * checking the condition between tasks, without registering anything. Only
+ * when there is nothing to run, or off the pool at once, does it register a
+ * wait record ("waitset"): a heap block with a parker and one listener entry
+ * per future. Each entry fires once when its future completes, counts it,
+ * and unparks the waiter when the mode's condition is met (all done; all
+ * done or one failed; one done).
+ *
+ * A waiter may return before every entry fired (fail-fast, wait_any, a
+ * timeout), so the waitset is reference-counted: one reference per
+ * registered entry plus the waiter's. Nothing is ever unlinked from a
+ * future's list, so there is no lock and no removal race. Each thread keeps
+ * one spare waitset (thread-specific data) and reuses it when no late entry
+ * holds it, so steady-state waits allocate nothing.
+ *
+ * A pool thread with nothing to help with parks on the waitset's parker,
+ * registered in its pool's sleep registry, so that both new work and the
+ * condition wake it (sleep.c's protocol).
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+
+/* Up to this many futures a helping wait re-checks the whole list after
+ * each task; above it, a cursor over the done prefix plus a full re-check
+ * every n/8 tasks (amortised O(1) per task). */
+#define SMALL_LIST 32
+
+typedef struct wait_entry {
+    gather__listener listener; /* first: fire() casts back */
+    gather__waitset *ws;
+} wait_entry;
+
+struct gather__waitset {
+    _Atomic size_t refs;
+    enum gather__wait_mode mode; /* written before the entries are pushed */
+    _Atomic size_t remaining;    /* entries not fired, counting duplicates */
+    _Atomic bool triggered;      /* the condition was met */
+    size_t capacity;
+    gather__parker parker;
+    wait_entry entry[];
+};
+
+static pthread_key_t spare_key;
+static bool spare_key_ok;
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+
+/* ---- waitset lifetime --------------------------------------------------- */
+
+static void ws_release(gather__waitset *ws)
+{
+    /* acq_rel: the last holder frees after every other holder's accesses. */
+    if (atomic_fetch_sub_explicit(&ws->refs, 1, memory_order_acq_rel) == 1) {
+        gather__parker_destroy(&ws->parker);
+        gather__free(ws);
+    }
+}
+
+static void spare_destructor(void *ws)
+{
+    ws_release(ws);
+}
+
+static void spare_init(void)
+{
+    spare_key_ok = pthread_key_create(&spare_key, spare_destructor) == 0;
+}
+
+static gather__waitset *ws_alloc(size_t n)
+{
+    size_t cap = n < 4 ? 4 : n;
+    size_t size;
+    if (!gather__size(cap, sizeof(wait_entry), sizeof(gather__waitset), &size))
+        return NULL;
+    gather__waitset *ws = gather__malloc(size);
+    if (ws == NULL)
+        return NULL;
+    if (gather__parker_init(&ws->parker) != 0) {
+        gather__free(ws);
+        return NULL;
+    }
+    atomic_init(&ws->refs, 1);
+    atomic_init(&ws->remaining, 0);
+    atomic_init(&ws->triggered, false);
+    ws->capacity = cap;
+    return ws;
+}
+
+/* A waitset owned by the caller (one reference), reused when possible. */
+static gather__waitset *ws_get(size_t n)
+{
+    pthread_once(&spare_once, spare_init);
+    if (spare_key_ok) {
+        gather__waitset *spare = pthread_getspecific(spare_key);
+        /* acquire: refs == 1 means every entry of its last use has fired
+         * and released it; their writes are visible before we reuse it. */
+        if (spare != NULL && spare->capacity >= n &&
+            atomic_load_explicit(&spare->refs, memory_order_acquire) == 1) {
+            pthread_setspecific(spare_key, NULL);
+            return spare;
+        }
+    }
+    return ws_alloc(n);
+}
+
+/* Gives the caller's reference back: into the spare slot, or released. */
+static void ws_put(gather__waitset *ws)
+{
+    if (!spare_key_ok) {
+        ws_release(ws);
+        return;
+    }
+    gather__waitset *spare = pthread_getspecific(spare_key);
+    if (spare == NULL) {
+        if (pthread_setspecific(spare_key, ws) != 0)
+            ws_release(ws);
+        return;
+    }
+    bool spare_busy = atomic_load_explicit(&spare->refs, memory_order_relaxed) > 1;
+    if (spare_busy || spare->capacity < ws->capacity) {
+        if (pthread_setspecific(spare_key, ws) == 0) {
+            ws_release(spare);
+            return;
+        }
+    }
+    ws_release(ws);
+}
+
+gather__waitset *gather__waitset_reserve(size_t n)
+{
+    return ws_get(n);
+}
+
+void gather__waitset_unreserve(gather__waitset *ws)
+{
+    if (ws != NULL)
+        ws_put(ws);
+}
+
+/* ---- the condition ------------------------------------------------------ */
+
+typedef struct progress {
+    size_t cursor;        /* every entry before it is done (and succeeded) */
+    size_t since_full;    /* tasks helped since the last full check */
+} progress;
+
+static bool failed(const gather_future *f)
+{
+    return f->error != 0; /* only called once f is known DONE (acquire) */
+}
+
+/* Full check from the cursor on; advances the cursor over the done prefix. */
+static bool check_full(gather_future *const fs[], size_t n,
+                       enum gather__wait_mode mode, progress *pg)
+{
+    bool all_done = true;
+    for (size_t i = mode == GATHER__WAIT_ANY ? 0 : pg->cursor; i < n; i++) {
+        if (!(gather__future_state(fs[i]) & GATHER__DONE)) {
+            all_done = false;
+            continue;
+        }
+        if (mode == GATHER__WAIT_ANY)
+            return true;
+        if (mode == GATHER__WAIT_FAIL_FAST && failed(fs[i]))
+            return true;
+        if (all_done)
+            pg->cursor = i + 1;
+    }
+    return mode != GATHER__WAIT_ANY && all_done;
+}
+
+/* The check made between helped tasks: cheap for long lists. */
+static bool check_between_tasks(gather_future *const fs[], size_t n,
+                                enum gather__wait_mode mode, progress *pg)
+{
+    if (n <= SMALL_LIST || mode == GATHER__WAIT_ANY ||
+        ++pg->since_full * 8 >= n) {
+        pg->since_full = 0;
+        return check_full(fs, n, mode, pg);
+    }
+    while (pg->cursor < n &&
+           (gather__future_state(fs[pg->cursor]) & GATHER__DONE)) {
+        if (mode == GATHER__WAIT_FAIL_FAST && failed(fs[pg->cursor]))
+            return true;
+        pg->cursor++;
+    }
+    return pg->cursor == n;
+}
+
+/* ---- entries ------------------------------------------------------------ */
+
+static void trigger(gather__waitset *ws)
+{
+    /* acq_rel exchange: exactly one triggerer unparks; the waiter's acquire
+     * load of `triggered` sees what the completion published. */
+    if (!atomic_exchange_explicit(&ws->triggered, true, memory_order_acq_rel))
+        gather__unpark(&ws->parker);
+}
+
+static void fire_entry(gather__listener *l, gather_future *f)
+{
+    gather__waitset *ws = ((wait_entry *)l)->ws;
+    /* acq_rel: counts are combined across completing threads. */
+    size_t left = atomic_fetch_sub_explicit(&ws->remaining, 1,
+                                            memory_order_acq_rel) - 1;
+    if (ws->mode == GATHER__WAIT_ANY || left == 0 ||
+        (ws->mode == GATHER__WAIT_FAIL_FAST && failed(f)))
+        trigger(ws);
+    ws_release(ws); /* the entry's reference */
+}
+
+/* Registers one entry per future; handles those already done. */
+static void arm(gather__waitset *ws, gather_future *const fs[], size_t n,
+                enum gather__wait_mode mode)
+{
+    ws->mode = mode;
+    /* relaxed: no entry is published yet; the pushes below release these. */
+    atomic_store_explicit(&ws->triggered, false, memory_order_relaxed);
+    atomic_store_explicit(&ws->remaining, n, memory_order_relaxed);
+    atomic_store_explicit(&ws->refs, 1 + n, memory_order_relaxed);
+    size_t skipped = 0;
+    bool hit = false;
+    for (size_t i = 0; i < n; i++) {
+        wait_entry *e = &ws->entry[i];
+        e->listener.fire = fire_entry;
+        e->ws = ws;
+        if (gather__future_listen(fs[i], &e->listener))
+            continue;
+        skipped++; /* already done: listen() acquired its result */
+        if (mode == GATHER__WAIT_ANY ||
+            (mode == GATHER__WAIT_FAIL_FAST && failed(fs[i])))
+            hit = true;
+    }
+    if (skipped > 0) {
+        atomic_fetch_sub_explicit(&ws->refs, skipped,
+                                  memory_order_relaxed); /* we hold one more */
+        if (atomic_fetch_sub_explicit(&ws->remaining, skipped,
+                                      memory_order_acq_rel) == skipped)
+            hit = true;
+    }
+    if (hit)
+        trigger(ws);
+}
+
+/* ---- the wait ------------------------------------------------------------ */
+
+void gather__deadline(struct timespec *ts, uint64_t timeout_ns)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    /* Saturate far in the future (about 290 years) instead of overflowing. */
+    uint64_t max_s = (uint64_t)1 << 33;
+    uint64_t s = timeout_ns / 1000000000u;
+    if (s > max_s)
+        s = max_s;
+    ts->tv_sec += (time_t)s;
+    ts->tv_nsec += (long)(timeout_ns % 1000000000u);
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static bool expired(const struct timespec *deadline)
+{
+    if (deadline == NULL)
+        return false;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > deadline->tv_sec ||
+           (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
+static bool waits_on_caller(gather_future *const fs[], size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (gather__future_blocked_by_caller(fs[i]))
+            return true;
+    return false;
+}
+
+static bool triggered(gather__waitset *ws)
+{
+    return atomic_load_explicit(&ws->triggered, memory_order_acquire);
+}
+
+/* On a pool thread with the waitset armed: help, or park until new work or
+ * the condition. Returns false on timeout. */
+static bool helping_sleep(gather__worker *w, gather__waitset *ws,
+                          const struct timespec *deadline)
+{
+    gather__sleep *s = gather__worker_sleep(w);
+    bool woken_for_work = false;
+    bool in_time = true;
+    while (!triggered(ws)) {
+        if (gather__worker_help(w)) {
+            woken_for_work = false;
+            if (expired(deadline)) {
+                in_time = false;
+                break;
+            }
+            continue;
+        }
+        gather__sleep_enter(s, &ws->parker, false);
+        if (triggered(ws) || gather__worker_work_visible(w)) {
+            woken_for_work = !gather__sleep_leave(s, &ws->parker);
+            continue;
+        }
+        int rc = gather__park(&ws->parker, deadline);
+        woken_for_work = !gather__sleep_leave(s, &ws->parker);
+        if (rc == ETIMEDOUT && !triggered(ws)) {
+            in_time = false;
+            break;
+        }
+    }
+    /* A submitter's wake-up that reached us as we leave must not be lost:
+     * hand it to another sleeper. */
+    if (woken_for_work && gather__worker_work_visible(w))
+        gather__sleep_wake_one(s);
+    return in_time;
+}
+
+static bool parked_sleep(gather__waitset *ws, const struct timespec *deadline)
+{
+    while (!triggered(ws)) {
+        if (gather__park(&ws->parker, deadline) == ETIMEDOUT)
+            return triggered(ws);
+    }
+    return true;
+}
+
+int gather__wait(gather_future *const fs[], size_t n,
+                 enum gather__wait_mode mode, const struct timespec *deadline,
+                 bool *timed_out, gather__waitset *reserved)
+{
+    progress pg = {0, 0};
+    bool in_time = true;
+    int rc = 0;
+    gather__worker *w = gather__worker_self();
+    gather__waitset *ws = NULL;
+
+    if (check_full(fs, n, mode, &pg))
+        goto out;
+    if (w != NULL && waits_on_caller(fs, n)) {
+        rc = EDEADLK;
+        goto out;
+    }
+    /* Helping without registering: the child we wait for is usually on top
+     * of our own deque. */
+    while (w != NULL) {
+        if (expired(deadline)) {
+            in_time = check_full(fs, n, mode, &pg);
+            goto out;
+        }
+        if (!gather__worker_help(w))
+            break;
+        if (check_between_tasks(fs, n, mode, &pg))
+            goto out;
+    }
+    if (check_full(fs, n, mode, &pg))
+        goto out;
+
+    ws = reserved != NULL ? reserved : ws_get(n);
+    reserved = NULL;
+    if (ws == NULL) {
+        rc = ENOMEM;
+        goto out;
+    }
+    arm(ws, fs, n, mode);
+    in_time = w != NULL ? helping_sleep(w, ws, deadline)
+                        : parked_sleep(ws, deadline);
+out:
+    if (ws != NULL)
+        ws_put(ws);
+    if (reserved != NULL)
+        ws_put(reserved);
+    if (timed_out != NULL)
+        *timed_out = !in_time;
+    return rc;
+}
+
+/* ---- single-future waits ------------------------------------------------ */
+
+int gather_future_wait(gather_future *f, void **value)
+{
+    if (f == NULL)
+        return EINVAL;
+    if (!(gather__future_state(f) & GATHER__DONE)) {
+        int rc = gather__wait(&f, 1, GATHER__WAIT_ALL, NULL, NULL, NULL);
+        if (rc != 0)
+            return rc;
+    }
+    if (value != NULL)
+        *value = f->value;
+    return f->error;
+}
+
+bool gather_future_wait_for(gather_future *f, uint64_t timeout_ns)
+{
+    if (f == NULL)
+        return false;
+    if (gather__future_state(f) & GATHER__DONE)
+        return true;
+    struct timespec deadline;
+    if (timeout_ns != GATHER_FOREVER)
+        gather__deadline(&deadline, timeout_ns);
+    bool timed_out = false;
+    /* EDEADLK, ENOMEM and timeouts all answer "not done". */
+    (void)gather__wait(&f, 1, GATHER__WAIT_ALL,
+                       timeout_ns != GATHER_FOREVER ? &deadline : NULL,
+                       &timed_out, NULL);
+    return gather_future_done(f);
+}
