@@ -249,6 +249,18 @@ int gather_all(gather_future *const futures[], size_t n, unsigned flags,
 
 /* ---- gather_map ---------------------------------------------------------- */
 
+/* Entries [from, n) were never submitted: they report `why`. */
+static int map_unsubmitted(gather_result results[], size_t from, size_t n,
+                           int why)
+{
+    if (results != NULL)
+        for (size_t i = from; i < n; i++) {
+            results[i].error = why;
+            results[i].value = NULL;
+        }
+    return why;
+}
+
 /* ENOMEM or ESHUTDOWN partway: wait for what was submitted, report `why`
  * for the rest. The waitset was reserved up front, so this wait cannot
  * fail for memory. */
@@ -256,15 +268,10 @@ static int map_partial(gather_future **fs, size_t done, size_t n,
                        gather_result results[], int why, gather__waitset *ws)
 {
     (void)gather__wait(fs, done, GATHER__WAIT_ALL, NULL, NULL, ws);
-    if (results != NULL) {
+    if (results != NULL)
         for (size_t i = 0; i < done; i++)
             results[i] = read_result(fs[i]);
-        for (size_t i = done; i < n; i++) {
-            results[i].error = why;
-            results[i].value = NULL;
-        }
-    }
-    return why;
+    return map_unsubmitted(results, done, n, why);
 }
 
 int gather_map(gather_pool *pool, gather_fn fn, void *const args[], size_t n,
@@ -281,14 +288,14 @@ int gather_map(gather_pool *pool, gather_fn fn, void *const args[], size_t n,
         return 0;
     gather_pool *p = gather__pool_resolve(pool, &rc);
     if (p == NULL)
-        return rc;
+        return map_unsubmitted(results, 0, n, rc);
     gather_future **fs = gather__malloc(n * sizeof *fs);
     if (fs == NULL)
-        return ENOMEM;
+        return map_unsubmitted(results, 0, n, ENOMEM);
     gather__waitset *ws = gather__waitset_reserve(n);
     if (ws == NULL) {
         gather__free(fs);
-        return ENOMEM;
+        return map_unsubmitted(results, 0, n, ENOMEM);
     }
     size_t k = 0;
     for (; k < n; k++) {
@@ -298,6 +305,7 @@ int gather_map(gather_pool *pool, gather_fn fn, void *const args[], size_t n,
     }
     if (k == 0) {
         gather__waitset_unreserve(ws); /* nothing submitted: rc as is */
+        map_unsubmitted(results, 0, n, rc);
     } else if (k < n) {
         rc = map_partial(fs, k, n, results, rc, ws);
     } else {
