@@ -1,0 +1,916 @@
+/*
+ * check_alloc.c - the replaceable allocator.
+ *
+ * main() installs ONE counting, fault-injecting allocator before any pool
+ * exists (gather_replace_allocator() only works then, and with CK_FORK=no
+ * every test shares this process). It counts live blocks, and when armed it
+ * fails either the k-th allocation once or every allocation from the k-th
+ * on (the way SQLite's fault simulator does).
+ *
+ * Each fault scenario runs for k = 0, 1, 2, ... until a run in which no
+ * allocation was failed, in both modes, and checks every time that:
+ *   - the call that needed memory returns ENOMEM (EAGAIN where documented),
+ *   - nothing leaks: the live block count returns to its value before,
+ *   - nothing accepted is lost: every task whose submit returned 0 runs
+ *     exactly once, every future completes.
+ *
+ * Each run happens on a fresh pthread (so a thread's first blocking wait
+ * really allocates its wait record, and the thread's own records are freed
+ * when it exits). That thread never calls ck_assert: it records the first
+ * failed check, which the test thread then reports.
+ */
+#include "testutil.h"
+
+#include <sched.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- the counting, fault-injecting allocator ------------------------------------- */
+
+enum { FAULT_OFF = 0, FAULT_ONCE = 1, FAULT_FROM = 2 };
+
+static atomic_long al_allocs;   /* successful allocations */
+static atomic_long al_frees;    /* frees of non-NULL blocks */
+static atomic_long al_live;     /* blocks allocated and not yet freed */
+static atomic_long al_injected; /* allocations failed on purpose */
+static atomic_long al_seq;      /* allocation attempts while armed */
+static atomic_long al_k;
+static atomic_int al_mode;
+
+static void *counting_malloc(size_t size)
+{
+    int mode = atomic_load(&al_mode);
+    if (mode != FAULT_OFF) {
+        long i = atomic_fetch_add(&al_seq, 1);
+        long k = atomic_load(&al_k);
+        if ((mode == FAULT_ONCE && i == k) || (mode == FAULT_FROM && i >= k)) {
+            atomic_fetch_add(&al_injected, 1);
+            return NULL;
+        }
+    }
+    void *p = malloc(size);
+    if (p) {
+        atomic_fetch_add(&al_allocs, 1);
+        atomic_fetch_add(&al_live, 1);
+    }
+    return p;
+}
+
+static void counting_free(void *p)
+{
+    if (p) {
+        atomic_fetch_add(&al_frees, 1);
+        atomic_fetch_sub(&al_live, 1);
+    }
+    free(p);
+}
+
+static void arm(int mode, long k)
+{
+    atomic_store(&al_seq, 0);
+    atomic_store(&al_k, k);
+    atomic_store(&al_mode, mode);
+}
+
+static void disarm(void)
+{
+    atomic_store(&al_mode, FAULT_OFF);
+}
+
+/* Results of the calls main() made before any pool existed. */
+static int pre_half_malloc_rc = -1, pre_half_free_rc = -1;
+static int pre_install_rc = -1, pre_restore_rc = -1, pre_reinstall_rc = -1;
+
+/* ---- scenario runner -------------------------------------------------------------- */
+
+typedef struct sc {
+    int mode;
+    long k;
+    char msg[256];
+    long enomem_seen; /* calls under test that returned ENOMEM */
+} sc;
+
+/* A soft check: records the first failure and carries on (the scenario is
+ * written so that carrying on is safe). */
+#define CHECK(s, cond)                                                                 \
+    do {                                                                               \
+        if (!(cond) && !(s)->msg[0])                                                   \
+            snprintf((s)->msg, sizeof (s)->msg, "line %d: %s", __LINE__, #cond);       \
+    } while (0)
+
+/* CHECK with a formatted message. */
+#define CHECKF(s, cond, ...)                                                           \
+    do {                                                                               \
+        if (!(cond) && !(s)->msg[0]) {                                                 \
+            int n_ = snprintf((s)->msg, sizeof (s)->msg, "line %d: %s: ", __LINE__, #cond); \
+            if (n_ > 0 && (size_t)n_ < sizeof (s)->msg)                                \
+                snprintf((s)->msg + n_, sizeof (s)->msg - (size_t)n_, __VA_ARGS__);    \
+        }                                                                              \
+    } while (0)
+
+typedef void (*sc_fn)(sc *s);
+
+typedef struct sc_thread {
+    sc_fn fn;
+    sc *s;
+} sc_thread;
+
+static void *sc_main(void *arg)
+{
+    sc_thread *t = arg;
+    t->fn(t->s);
+    disarm();
+    return NULL;
+}
+
+static void run_once(sc_fn fn, sc *s)
+{
+    sc_thread t = {fn, s};
+    pthread_t tid;
+    ck_assert_int_eq(pthread_create(&tid, NULL, sc_main, &t), 0);
+    ck_assert_int_eq(pthread_join(tid, NULL), 0);
+}
+
+/* Runs `fn` for every k in both modes until a run needs no failure. */
+static void run_faults(const char *name, sc_fn fn)
+{
+    static const char *mode_names[] = {"off", "once", "from"};
+    for (int mode = FAULT_ONCE; mode <= FAULT_FROM; mode++) {
+        long enomem = 0;
+        long k;
+        for (k = 0; k < 5000; k++) {
+            long base = atomic_load(&al_live);
+            atomic_store(&al_injected, 0);
+            sc s;
+            memset(&s, 0, sizeof s);
+            s.mode = mode;
+            s.k = k;
+            run_once(fn, &s);
+            long injected = atomic_load(&al_injected);
+            ck_assert_msg(s.msg[0] == '\0', "%s (%s k=%ld): %s", name, mode_names[mode], k, s.msg);
+            ck_assert_msg(atomic_load(&al_live) == base, "%s (%s k=%ld): %ld blocks leaked", name,
+                          mode_names[mode], k, atomic_load(&al_live) - base);
+            enomem += s.enomem_seen;
+            if (injected == 0)
+                break;
+        }
+        ck_assert_msg(k < 5000, "%s: never ran without an injected failure", name);
+        if (getenv("GATHER_TEST_VERBOSE"))
+            fprintf(stderr, "%s (%s): %ld runs, %ld ENOMEM\n", name, mode_names[mode], k + 1,
+                    enomem);
+        /* Some k made the call under test fail with ENOMEM. */
+        ck_assert_msg(enomem > 0, "%s (%s): no call reported ENOMEM", name, mode_names[mode]);
+    }
+}
+
+/* Busy-polls (gather_future_done allocates nothing) until f is done. */
+static bool poll_done(gather_future *f)
+{
+    time_t start = time(NULL);
+    while (!gather_future_done(f)) {
+        if (time(NULL) - start > TU_WATCHDOG_S)
+            return false;
+        sched_yield();
+    }
+    return true;
+}
+
+static bool poll_atomic(atomic_int *v, int target)
+{
+    time_t start = time(NULL);
+    while (atomic_load(v) < target) {
+        if (time(NULL) - start > TU_WATCHDOG_S)
+            return false;
+        sched_yield();
+    }
+    return true;
+}
+
+static gather_pool *make_pool(sc *s, size_t threads)
+{
+    gather_pool_options o = {0};
+    o.threads = threads;
+    gather_pool *p = NULL;
+    int rc = gather_pool_create(&p, &o);
+    CHECK(s, rc == 0 && p != NULL);
+    return rc == 0 ? p : NULL;
+}
+
+/* ---- tasks --------------------------------------------------------------------------- */
+
+typedef struct slot {
+    atomic_int started;
+    atomic_int finished;
+} slot;
+
+static int task_slot(void *arg, void **result)
+{
+    slot *sl = arg;
+    atomic_fetch_add(&sl->started, 1);
+    atomic_fetch_add(&sl->finished, 1);
+    *result = sl;
+    return 0;
+}
+
+/* Opens a gate from its own thread once the armed waiter has made its first
+ * allocation attempt (its wait record), or after 100 ms when it makes none.
+ * Any order is correct; this one makes the waiter reach its allocation
+ * while the futures are certainly not done. */
+typedef struct opener {
+    pthread_t tid;
+    tu_gate *gate;
+} opener;
+
+static void *opener_main(void *arg)
+{
+    opener *o = arg;
+    for (int i = 0; i < 1000 && atomic_load(&al_seq) == 0; i++) {
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+    }
+    tu_gate_open(o->gate);
+    return NULL;
+}
+
+/* ---- scenarios ------------------------------------------------------------------------ */
+
+/* Pool creation. */
+static void sc_create(sc *s)
+{
+    gather_pool_options o = {0};
+    o.threads = 2;
+    o.name = "alloc";
+    gather_pool *p = NULL;
+    arm(s->mode, s->k);
+    int rc = gather_pool_create(&p, &o);
+    disarm();
+    CHECK(s, rc == 0 || rc == ENOMEM || rc == EAGAIN);
+    if (s->mode == FAULT_FROM && s->k == 0)
+        CHECK(s, rc == ENOMEM);
+    if (rc == ENOMEM)
+        s->enomem_seen++;
+    if (rc != 0)
+        return;
+    CHECK(s, p != NULL && gather_pool_threads(p) == 2);
+    slot sl = {0};
+    gather_future *f = NULL;
+    CHECK(s, gather_submit(p, task_slot, &sl, &f) == 0);
+    void *v = NULL;
+    if (f) {
+        CHECK(s, gather_future_wait(f, &v) == 0);
+        CHECK(s, v == &sl);
+        gather_future_release(f);
+    }
+    CHECK(s, gather_pool_destroy(p) == 0);
+}
+
+/* Submits from outside the pool, with and without futures. */
+static void sc_submit(sc *s)
+{
+    enum { N = 8 };
+    gather_pool *p = make_pool(s, 2);
+    if (!p)
+        return;
+    slot sl[N];
+    memset(sl, 0, sizeof sl);
+    gather_future *f[N];
+    int rc[N];
+    arm(s->mode, s->k);
+    for (int i = 0; i < N; i++) {
+        f[i] = (gather_future *)&sl[i]; /* overwritten: future or NULL */
+        rc[i] = gather_submit(p, task_slot, &sl[i], (i % 2) ? &f[i] : NULL);
+    }
+    disarm();
+    if (s->mode == FAULT_FROM && s->k == 0)
+        CHECK(s, rc[0] == ENOMEM);
+    for (int i = 0; i < N; i++) {
+        CHECK(s, rc[i] == 0 || rc[i] == ENOMEM);
+        if (rc[i] == ENOMEM)
+            s->enomem_seen++;
+        if (i % 2 == 0)
+            continue;
+        if (rc[i] != 0) {
+            CHECK(s, f[i] == NULL);
+            continue;
+        }
+        void *v = NULL;
+        CHECK(s, gather_future_wait(f[i], &v) == 0);
+        CHECK(s, v == &sl[i]);
+        gather_future_release(f[i]);
+    }
+    CHECK(s, gather_pool_destroy(p) == 0);
+    for (int i = 0; i < N; i++)
+        CHECK(s, atomic_load(&sl[i].started) == (rc[i] == 0 ? 1 : 0));
+}
+
+/* gather_all over gated children; the children complete while armed. */
+static void sc_gather_all(sc *s)
+{
+    enum { N = 3 };
+    gather_pool *p = make_pool(s, 2);
+    if (!p)
+        return;
+    tu_gate gate;
+    tu_gate_init(&gate);
+    tu_gated g[N];
+    memset(g, 0, sizeof g);
+    gather_future *f[N];
+    int ok = 1;
+    for (int i = 0; i < N; i++) {
+        g[i].gate = &gate;
+        g[i].value = &g[i];
+        g[i].code = i == 1 ? EIO : 0;
+        if (gather_submit(p, tu_task_gated, &g[i], &f[i]) != 0) {
+            ok = 0;
+            f[i] = NULL;
+        }
+    }
+    CHECK(s, ok);
+    if (!ok) {
+        tu_gate_open(&gate);
+        for (int i = 0; i < N; i++)
+            gather_future_release(f[i]);
+        gather_pool_destroy(p);
+        tu_gate_destroy(&gate);
+        return;
+    }
+    gather_future *agg = NULL;
+    arm(s->mode, s->k);
+    int rc = gather_all(f, N, GATHER_RETURN_ERRORS, &agg);
+    tu_gate_open(&gate);
+    /* Completion (the aggregate's included) happens under the fault too. */
+    CHECK(s, poll_done(rc == 0 ? agg : f[N - 1]));
+    for (int i = 0; i < N; i++)
+        CHECK(s, poll_done(f[i]));
+    disarm();
+    CHECK(s, rc == 0 || rc == ENOMEM);
+    if (s->mode == FAULT_FROM && s->k == 0)
+        CHECK(s, rc == ENOMEM);
+    if (rc == ENOMEM)
+        s->enomem_seen++;
+    if (rc == 0) {
+        void *v = NULL;
+        CHECK(s, gather_future_wait(agg, &v) == 0);
+        gather_result *r = v;
+        CHECK(s, r != NULL && r == gather_future_value(agg));
+        if (r) {
+            for (int i = 0; i < N; i++) {
+                CHECK(s, r[i].error == g[i].code);
+                CHECK(s, r[i].value == &g[i]);
+            }
+        }
+        gather_future_release(agg);
+    }
+    for (int i = 0; i < N; i++) {
+        CHECK(s, atomic_load(&g[i].ran) == 1);
+        CHECK(s, gather_future_error(f[i]) == g[i].code);
+        gather_future_release(f[i]);
+    }
+    CHECK(s, gather_pool_destroy(p) == 0);
+    tu_gate_destroy(&gate);
+}
+
+/* Done callbacks: those added run once, in order; those refused never. */
+typedef struct cb_log {
+    atomic_int calls[4];
+    atomic_int order[4];
+    atomic_int next;
+} cb_log;
+
+typedef struct cb_arg {
+    cb_log *log;
+    int id;
+} cb_arg;
+
+static void cb_record(gather_future *f, void *ud)
+{
+    (void)f;
+    cb_arg *a = ud;
+    int pos = atomic_fetch_add(&a->log->next, 1);
+    if (pos < 4)
+        atomic_store(&a->log->order[pos], a->id);
+    atomic_fetch_add(&a->log->calls[a->id], 1);
+}
+
+static void sc_on_done(sc *s)
+{
+    gather_pool *p = make_pool(s, 1);
+    if (!p)
+        return;
+    tu_gate gate;
+    tu_gate_init(&gate);
+    tu_gated g = {.gate = &gate};
+    gather_future *f = NULL;
+    CHECK(s, gather_submit(p, tu_task_gated, &g, &f) == 0);
+    if (!f) {
+        tu_gate_open(&gate);
+        gather_pool_destroy(p);
+        tu_gate_destroy(&gate);
+        return;
+    }
+    cb_log log;
+    memset(&log, 0, sizeof log);
+    cb_arg args[4];
+    int rc[4];
+    for (int i = 0; i < 4; i++)
+        args[i] = (cb_arg){&log, i};
+    arm(s->mode, s->k);
+    int added = 0;
+    for (int i = 0; i < 3; i++) {
+        rc[i] = gather_future_on_done(f, cb_record, &args[i]);
+        added += rc[i] == 0;
+    }
+    tu_gate_open(&gate);
+    CHECK(s, poll_done(f));
+    CHECK(s, poll_atomic(&log.next, added));
+    /* Added after completion: runs at once, here. */
+    rc[3] = gather_future_on_done(f, cb_record, &args[3]);
+    disarm();
+    if (rc[3] == 0)
+        CHECK(s, atomic_load(&log.calls[3]) == 1);
+    for (int i = 0; i < 4; i++) {
+        CHECK(s, rc[i] == 0 || rc[i] == ENOMEM);
+        if (rc[i] == ENOMEM)
+            s->enomem_seen++;
+    }
+    CHECK(s, gather_future_wait(f, NULL) == 0);
+    CHECK(s, gather_pool_destroy(p) == 0);
+    int pos = 0;
+    for (int i = 0; i < 4; i++) {
+        CHECK(s, atomic_load(&log.calls[i]) == (rc[i] == 0 ? 1 : 0));
+        if (rc[i] == 0) {
+            CHECK(s, atomic_load(&log.order[pos]) == i);
+            pos++;
+        }
+    }
+    CHECK(s, atomic_load(&log.next) == pos);
+    gather_future_release(f);
+    tu_gate_destroy(&gate);
+}
+
+/* gather_map; with ENOMEM partway, the tasks it submitted are finished (not
+ * queued, not running) when it returns, and the others never run. */
+typedef struct map_probe {
+    slot sl[16];
+} map_probe;
+
+static void check_map_outcome(sc *s, int rc, int n, slot *sl, gather_result *r, int *snap_started,
+                              int *snap_finished)
+{
+    CHECK(s, rc == 0 || rc == ENOMEM);
+    if (rc == ENOMEM)
+        s->enomem_seen++;
+    for (int i = 0; i < n; i++) {
+        /* Nothing was left running at return... */
+        CHECK(s, snap_started[i] == snap_finished[i]);
+        if (rc == 0) {
+            CHECKF(s, r[i].error == 0 && r[i].value == &sl[i], "results[%d] = {%d, %p}", i,
+                   r[i].error, r[i].value);
+            CHECK(s, snap_finished[i] == 1);
+        } else {
+            /* Entries never submitted report ENOMEM. */
+            CHECKF(s, r[i].error == 0 || r[i].error == ENOMEM, "results[%d].error = %d", i,
+                   r[i].error);
+            if (r[i].error == 0)
+                CHECK(s, r[i].value == &sl[i] && snap_finished[i] == 1);
+        }
+    }
+}
+
+static void check_map_after(sc *s, int n, slot *sl, gather_result *r, int *snap_started)
+{
+    for (int i = 0; i < n; i++) {
+        /* ...nor queued: nothing started after the return, and each entry
+         * ran exactly when it reports a result. */
+        CHECK(s, atomic_load(&sl[i].started) == snap_started[i]);
+        CHECK(s, atomic_load(&sl[i].started) == (r[i].error == 0 ? 1 : 0));
+    }
+}
+
+static void sc_map(sc *s)
+{
+    enum { N = 16 };
+    gather_pool *p = make_pool(s, 2);
+    if (!p)
+        return;
+    slot sl[N];
+    memset(sl, 0, sizeof sl);
+    void *args[N];
+    gather_result r[N];
+    for (int i = 0; i < N; i++) {
+        args[i] = &sl[i];
+        r[i] = (gather_result){-1, NULL};
+    }
+    int snap_started[N], snap_finished[N];
+    arm(s->mode, s->k);
+    int rc = gather_map(p, task_slot, args, N, r, 0);
+    for (int i = 0; i < N; i++) {
+        snap_finished[i] = atomic_load(&sl[i].finished);
+        snap_started[i] = atomic_load(&sl[i].started);
+    }
+    disarm();
+    check_map_outcome(s, rc, N, sl, r, snap_started, snap_finished);
+    CHECK(s, gather_pool_destroy(p) == 0);
+    check_map_after(s, N, sl, r, snap_started);
+}
+
+/* Off-pool waits on gated tasks: the wait record is allocated on this
+ * (fresh) thread's first blocking wait. */
+enum { WAIT_GATHER, WAIT_FUTURE, WAIT_ANY };
+
+static void sc_wait_common(sc *s, int which)
+{
+    gather_pool *p = make_pool(s, 2);
+    if (!p)
+        return;
+    tu_gate gate;
+    tu_count started;
+    tu_gate_init(&gate);
+    tu_count_init(&started);
+    tu_gated g[2];
+    memset(g, 0, sizeof g);
+    gather_future *f[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        g[i].gate = &gate;
+        g[i].started = &started;
+        g[i].value = &g[i];
+        CHECK(s, gather_submit(p, tu_task_gated, &g[i], &f[i]) == 0);
+    }
+    if (!f[0] || !f[1] || tu_count_wait(&started, 2) != 0) {
+        CHECK(s, !"gated tasks did not start");
+        tu_gate_open(&gate);
+        gather_future_release(f[0]);
+        gather_future_release(f[1]);
+        gather_pool_destroy(p);
+        tu_gate_destroy(&gate);
+        tu_count_destroy(&started);
+        return;
+    }
+    opener o = {.gate = &gate};
+    gather_result r[2] = {{-1, NULL}, {-1, NULL}};
+    void *v = &o; /* must stay untouched on ENOMEM */
+    size_t index = 99;
+    int rc;
+    /* Both workers are busy (their tasks block on the gate before their
+     * first allocation could matter): the first allocation attempt once
+     * armed is the wait's own. */
+    arm(s->mode, s->k);
+    if (pthread_create(&o.tid, NULL, opener_main, &o) != 0) {
+        disarm();
+        CHECK(s, !"pthread_create");
+        tu_gate_open(&gate);
+        gather_futures(f, 2, NULL, 0);
+        gather_future_release(f[0]);
+        gather_future_release(f[1]);
+        gather_pool_destroy(p);
+        tu_gate_destroy(&gate);
+        return;
+    }
+    if (which == WAIT_GATHER)
+        rc = gather_futures(f, 2, r, 0);
+    else if (which == WAIT_FUTURE)
+        rc = gather_future_wait(f[0], &v);
+    else
+        rc = gather_wait_any(f, 2, GATHER_FOREVER, &index);
+    disarm();
+    pthread_join(o.tid, NULL);
+    CHECK(s, rc == 0 || rc == ENOMEM);
+    if (rc == ENOMEM)
+        s->enomem_seen++;
+    if (rc == 0) {
+        if (which == WAIT_GATHER) {
+            CHECK(s, r[0].error == 0 && r[0].value == &g[0]);
+            CHECK(s, r[1].error == 0 && r[1].value == &g[1]);
+        } else if (which == WAIT_FUTURE) {
+            CHECK(s, v == &g[0]);
+        } else {
+            CHECK(s, index < 2 && gather_future_done(f[index]));
+        }
+    } else if (which == WAIT_FUTURE) {
+        CHECK(s, v == &o);
+    } else if (which == WAIT_ANY) {
+        CHECK(s, index == 99);
+    }
+    /* Unarmed, the same wait works. */
+    CHECK(s, gather_futures(f, 2, r, 0) == 0);
+    CHECK(s, r[0].value == &g[0] && r[1].value == &g[1]);
+    for (int i = 0; i < 2; i++) {
+        CHECK(s, atomic_load(&g[i].ran) == 1);
+        gather_future_release(f[i]);
+    }
+    CHECK(s, gather_pool_destroy(p) == 0);
+    tu_gate_destroy(&gate);
+    tu_count_destroy(&started);
+}
+
+static void sc_wait_gather(sc *s)
+{
+    sc_wait_common(s, WAIT_GATHER);
+}
+
+static void sc_wait_future(sc *s)
+{
+    sc_wait_common(s, WAIT_FUTURE);
+}
+
+static void sc_wait_any(sc *s)
+{
+    sc_wait_common(s, WAIT_ANY);
+}
+
+/* A task that submits subtasks and gathers them (helping wait, nested
+ * records, the worker's deque), then runs a nested gather_map. */
+enum { NSUB = 4, NMAP = 4 };
+
+typedef struct nested_ctx {
+    gather_pool *pool;
+    slot subs[NSUB];
+    int sub_rc[NSUB];
+    gather_future *sub_f[NSUB];
+    int gather_rc;
+    gather_result gr[NSUB];
+    int nsubmitted;
+    int idx[NSUB];
+    int all_done;
+    slot map_sl[NMAP];
+    gather_result map_r[NMAP];
+    int map_rc;
+    int map_snap_started[NMAP], map_snap_finished[NMAP];
+} nested_ctx;
+
+static int task_nested(void *arg, void **result)
+{
+    nested_ctx *c = arg;
+    gather_future *list[NSUB];
+    int n = 0;
+    for (int i = 0; i < NSUB; i++) {
+        c->sub_f[i] = NULL;
+        c->sub_rc[i] = gather_submit(c->pool, task_slot, &c->subs[i], &c->sub_f[i]);
+        if (c->sub_rc[i] == 0) {
+            c->idx[n] = i;
+            list[n++] = c->sub_f[i];
+        }
+    }
+    c->nsubmitted = n;
+    c->gather_rc = gather_futures(list, (size_t)n, c->gr, 0);
+    /* Whatever it returned, wait (without allocating) for the subtasks: the
+     * other worker can steal them. */
+    int done = 1;
+    for (int i = 0; i < n; i++)
+        done &= poll_done(list[i]);
+    c->all_done = done;
+
+    void *args[NMAP];
+    for (int i = 0; i < NMAP; i++) {
+        args[i] = &c->map_sl[i];
+        c->map_r[i] = (gather_result){-1, NULL};
+    }
+    c->map_rc = gather_map(c->pool, task_slot, args, NMAP, c->map_r, 0);
+    for (int i = 0; i < NMAP; i++) {
+        c->map_snap_finished[i] = atomic_load(&c->map_sl[i].finished);
+        c->map_snap_started[i] = atomic_load(&c->map_sl[i].started);
+    }
+    *result = c;
+    return 0;
+}
+
+static void sc_nested(sc *s)
+{
+    gather_pool *p = make_pool(s, 2);
+    if (!p)
+        return;
+    nested_ctx *c = calloc(1, sizeof *c); /* plain malloc: not the library's */
+    if (!c) {
+        gather_pool_destroy(p);
+        return;
+    }
+    c->pool = p;
+    gather_future *of = NULL;
+    arm(s->mode, s->k);
+    int rc = gather_submit(p, task_nested, c, &of);
+    if (rc == 0)
+        CHECK(s, poll_done(of));
+    disarm();
+    CHECK(s, rc == 0 || rc == ENOMEM);
+    if (rc == ENOMEM)
+        s->enomem_seen++;
+    if (rc == 0) {
+        void *v = NULL;
+        CHECK(s, gather_future_wait(of, &v) == 0);
+        CHECK(s, v == c);
+        gather_future_release(of);
+    }
+    CHECK(s, gather_pool_destroy(p) == 0);
+    if (rc == 0) {
+        CHECK(s, c->all_done);
+        for (int i = 0; i < NSUB; i++) {
+            CHECK(s, c->sub_rc[i] == 0 || c->sub_rc[i] == ENOMEM);
+            if (c->sub_rc[i] == ENOMEM)
+                s->enomem_seen++;
+            CHECK(s, atomic_load(&c->subs[i].started) == (c->sub_rc[i] == 0 ? 1 : 0));
+        }
+        CHECK(s, c->gather_rc == 0 || c->gather_rc == ENOMEM);
+        if (c->gather_rc == ENOMEM)
+            s->enomem_seen++;
+        if (c->gather_rc == 0)
+            for (int j = 0; j < c->nsubmitted; j++)
+                CHECK(s, c->gr[j].error == 0 && c->gr[j].value == &c->subs[c->idx[j]]);
+        for (int i = 0; i < NSUB; i++) {
+            if (c->sub_f[i]) {
+                CHECK(s, gather_future_done(c->sub_f[i]));
+                gather_future_release(c->sub_f[i]);
+            }
+        }
+        check_map_outcome(s, c->map_rc, NMAP, c->map_sl, c->map_r, c->map_snap_started,
+                          c->map_snap_finished);
+        check_map_after(s, NMAP, c->map_sl, c->map_r, c->map_snap_started);
+    }
+    free(c);
+}
+
+/* ---- tests ---------------------------------------------------------------------------- */
+
+START_TEST(test_replace_allocator_before_first_pool)
+{
+    /* One NULL of the pair: EINVAL; the pair, and (NULL, NULL) to restore
+     * malloc/free, are accepted before any pool exists. */
+    ck_assert_int_eq(pre_half_malloc_rc, EINVAL);
+    ck_assert_int_eq(pre_half_free_rc, EINVAL);
+    ck_assert_int_eq(pre_install_rc, 0);
+    ck_assert_int_eq(pre_restore_rc, 0);
+    ck_assert_int_eq(pre_reinstall_rc, 0);
+}
+END_TEST
+
+/* Create, submit, wait, gather_all, on_done, map, destroy: all through the
+ * allocator, all returned. */
+static void cb_noop(gather_future *f, void *ud)
+{
+    (void)f;
+    atomic_fetch_add((atomic_int *)ud, 1);
+}
+
+static void sc_everything(sc *s)
+{
+    gather_pool *p = make_pool(s, 2);
+    if (!p)
+        return;
+    enum { N = 6 };
+    slot sl[N];
+    memset(sl, 0, sizeof sl);
+    gather_future *f[N];
+    atomic_int cbs = 0;
+    for (int i = 0; i < N; i++) {
+        CHECK(s, gather_submit(p, task_slot, &sl[i], &f[i]) == 0);
+        CHECK(s, gather_future_on_done(f[i], cb_noop, &cbs) == 0);
+    }
+    gather_future *agg = NULL;
+    CHECK(s, gather_all(f, N, 0, &agg) == 0);
+    CHECK(s, gather_future_wait(agg, NULL) == 0);
+    gather_result r[N];
+    CHECK(s, gather_futures(f, N, r, 0) == 0);
+    void *args[N];
+    for (int i = 0; i < N; i++)
+        args[i] = &sl[i];
+    CHECK(s, gather_map(p, task_slot, args, N, r, 0) == 0);
+    for (int i = 0; i < N; i++) {
+        CHECK(s, r[i].value == &sl[i]);
+        gather_future_release(f[i]);
+    }
+    gather_future_release(agg);
+    CHECK(s, gather_pool_destroy(p) == 0);
+    CHECK(s, atomic_load(&cbs) == N);
+}
+
+START_TEST(test_every_allocation_goes_through_the_allocator)
+{
+    long base_live = atomic_load(&al_live);
+    long base_allocs = atomic_load(&al_allocs);
+    long base_frees = atomic_load(&al_frees);
+    sc s;
+    memset(&s, 0, sizeof s);
+    run_once(sc_everything, &s);
+    ck_assert_msg(s.msg[0] == '\0', "%s", s.msg);
+    long allocs = atomic_load(&al_allocs) - base_allocs;
+    long frees = atomic_load(&al_frees) - base_frees;
+    ck_assert_int_gt(allocs, 0);
+    ck_assert_int_eq(frees, allocs);
+    ck_assert_int_eq(atomic_load(&al_live), base_live);
+}
+END_TEST
+
+START_TEST(test_pool_create_fails_cleanly)
+{
+    run_faults("pool create", sc_create);
+}
+END_TEST
+
+START_TEST(test_submit_fails_cleanly)
+{
+    run_faults("submit", sc_submit);
+}
+END_TEST
+
+START_TEST(test_gather_all_fails_cleanly)
+{
+    run_faults("gather_all", sc_gather_all);
+}
+END_TEST
+
+START_TEST(test_on_done_fails_cleanly)
+{
+    run_faults("on_done", sc_on_done);
+}
+END_TEST
+
+START_TEST(test_gather_map_enomem_partway_finishes_submitted_tasks)
+{
+    run_faults("gather_map", sc_map);
+}
+END_TEST
+
+START_TEST(test_off_pool_gather_futures_wait_record_fails_cleanly)
+{
+    run_faults("gather_futures off-pool", sc_wait_gather);
+}
+END_TEST
+
+START_TEST(test_off_pool_future_wait_record_fails_cleanly)
+{
+    run_faults("gather_future_wait off-pool", sc_wait_future);
+}
+END_TEST
+
+START_TEST(test_off_pool_wait_any_record_fails_cleanly)
+{
+    run_faults("gather_wait_any off-pool", sc_wait_any);
+}
+END_TEST
+
+START_TEST(test_nested_gather_in_task_fails_cleanly)
+{
+    run_faults("nested gather", sc_nested);
+}
+END_TEST
+
+/* Last: it leaves a (destroyed) pool behind in this process. */
+START_TEST(test_replace_allocator_is_ebusy_once_a_pool_existed)
+{
+    gather_pool *p = NULL;
+    ck_assert_int_eq(gather_pool_create(&p, NULL), 0);
+    ck_assert_int_eq(gather_replace_allocator(counting_malloc, counting_free), EBUSY);
+    ck_assert_int_eq(gather_replace_allocator(NULL, NULL), EBUSY);
+    ck_assert_int_eq(gather_pool_destroy(p), 0);
+    /* Even after the pool is gone. */
+    ck_assert_int_eq(gather_replace_allocator(counting_malloc, counting_free), EBUSY);
+    ck_assert_int_eq(gather_replace_allocator(NULL, NULL), EBUSY);
+    /* Argument checks come first. */
+    ck_assert_int_eq(gather_replace_allocator(counting_malloc, NULL), EINVAL);
+    ck_assert_int_eq(gather_replace_allocator(NULL, counting_free), EINVAL);
+    /* The counting allocator is still the one in use. */
+    long base = atomic_load(&al_allocs);
+    long live = atomic_load(&al_live);
+    ck_assert_int_eq(gather_pool_create(&p, NULL), 0);
+    ck_assert_int_gt(atomic_load(&al_allocs), base);
+    ck_assert_int_eq(gather_pool_destroy(p), 0);
+    ck_assert_int_eq(atomic_load(&al_live), live);
+}
+END_TEST
+
+int main(void)
+{
+    /* Before anything else of the library runs. */
+    pre_half_malloc_rc = gather_replace_allocator(counting_malloc, NULL);
+    pre_half_free_rc = gather_replace_allocator(NULL, counting_free);
+    pre_install_rc = gather_replace_allocator(counting_malloc, counting_free);
+    pre_restore_rc = gather_replace_allocator(NULL, NULL);
+    pre_reinstall_rc = gather_replace_allocator(counting_malloc, counting_free);
+
+    Suite *s = suite_create("alloc");
+
+    TCase *tc = tcase_create("install");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_replace_allocator_before_first_pool);
+    tcase_add_test(tc, test_every_allocation_goes_through_the_allocator);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("faults");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_pool_create_fails_cleanly);
+    tcase_add_test(tc, test_submit_fails_cleanly);
+    tcase_add_test(tc, test_gather_all_fails_cleanly);
+    tcase_add_test(tc, test_on_done_fails_cleanly);
+    tcase_add_test(tc, test_gather_map_enomem_partway_finishes_submitted_tasks);
+    tcase_add_test(tc, test_off_pool_gather_futures_wait_record_fails_cleanly);
+    tcase_add_test(tc, test_off_pool_future_wait_record_fails_cleanly);
+    tcase_add_test(tc, test_off_pool_wait_any_record_fails_cleanly);
+    tcase_add_test(tc, test_nested_gather_in_task_fails_cleanly);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("busy");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_replace_allocator_is_ebusy_once_a_pool_existed);
+    suite_add_tcase(s, tc);
+
+    return tu_run_suite(s);
+}
