@@ -284,7 +284,7 @@ typedef struct gather_result {
  *   other    the first failure's code, without GATHER_RETURN_ERRORS.
  */
 GATHER_API int gather_futures(gather_future *const futures[], size_t n,
-                              gather_result results[], unsigned flags);
+                              gather_result *results, unsigned flags);
 
 /*
  * gather_futures() as a future, so that gathers compose and nest: the
@@ -324,7 +324,7 @@ GATHER_API int gather_all(gather_future *const futures[], size_t n,
  */
 GATHER_API int gather_map(gather_pool *pool, gather_fn fn,
                           void *const args[], size_t n,
-                          gather_result results[], unsigned flags);
+                          gather_result *results, unsigned flags);
 
 /*
  * Waits until at least one of futures[0..n) is done and stores the lowest

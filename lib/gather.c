@@ -74,7 +74,7 @@ static void cancel_others(gather_future *const fs[], size_t n, size_t keep)
 
 /* After the wait: the code gather_futures() returns, and the results. */
 static int collect(gather_future *const fs[], size_t n,
-                   gather_result results[], unsigned flags)
+                   gather_result *results, unsigned flags)
 {
     int code = 0;
     if (!(flags & GATHER_RETURN_ERRORS)) {
@@ -98,7 +98,7 @@ static enum gather__wait_mode mode_for(unsigned flags)
 }
 
 int gather_futures(gather_future *const futures[], size_t n,
-                   gather_result results[], unsigned flags)
+                   gather_result *results, unsigned flags)
 {
     int rc = check_flags(flags);
     if (rc == 0)
@@ -250,7 +250,7 @@ int gather_all(gather_future *const futures[], size_t n, unsigned flags,
 /* ---- gather_map ---------------------------------------------------------- */
 
 /* Entries [from, n) were never submitted: they report `why`. */
-static int map_unsubmitted(gather_result results[], size_t from, size_t n,
+static int map_unsubmitted(gather_result *results, size_t from, size_t n,
                            int why)
 {
     if (results != NULL)
@@ -265,7 +265,7 @@ static int map_unsubmitted(gather_result results[], size_t from, size_t n,
  * for the rest. The waitset was reserved up front, so this wait cannot
  * fail for memory. */
 static int map_partial(gather_future **fs, size_t done, size_t n,
-                       gather_result results[], int why, gather__waitset *ws)
+                       gather_result *results, int why, gather__waitset *ws)
 {
     (void)gather__wait(fs, done, GATHER__WAIT_ALL, NULL, NULL, ws);
     if (results != NULL)
@@ -275,7 +275,7 @@ static int map_partial(gather_future **fs, size_t done, size_t n,
 }
 
 int gather_map(gather_pool *pool, gather_fn fn, void *const args[], size_t n,
-               gather_result results[], unsigned flags)
+               gather_result *results, unsigned flags)
 {
     size_t bytes;
     int rc = check_flags(flags);
