@@ -163,12 +163,19 @@ void gather_future_release(gather_future *f)
 {
     if (f == NULL)
         return;
-    /* acq_rel: release orders this holder's uses before the free; acquire
-     * (taken by the last holder) orders the free after everyone's uses. An
-     * acq_rel RMW instead of release + acquire fence: ThreadSanitizer does
-     * not model fences. */
-    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
-        gather__free(f); /* task or aggregate: one block either way */
+    /* A count of 1 is ours alone: nobody else can retain or release, so the
+     * RMW is skipped (acquire: every other holder's release happened-before,
+     * so their uses precede the free). Otherwise acq_rel: release orders
+     * this holder's uses before the free; acquire (taken by the last holder)
+     * orders the free after everyone's uses. An acq_rel RMW, not release +
+     * acquire fence: ThreadSanitizer does not model fences. */
+    if (atomic_load_explicit(&f->refs, memory_order_acquire) == 1 ||
+        atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1) {
+        if (f->kind == GATHER__TASK)
+            gather__task_free(f); /* recycled on a worker (pool.c) */
+        else
+            gather__free(f); /* an aggregate: one block */
+    }
 }
 
 /* ---- cancellation ------------------------------------------------------- */

@@ -42,6 +42,27 @@
 #define gather__cpu_relax() ((void)0)
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+#define GATHER__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GATHER__TSAN 1
+#endif
+#endif
+
+/* A seq_cst fence. ThreadSanitizer does not model stand-alone fences (gcc
+ * refuses them under -fsanitize=thread), so its build uses a seq_cst RMW on
+ * one shared location instead: all such RMWs are totally ordered and each
+ * synchronizes with the previous one, which gives the same store-load
+ * ordering for the Dekker patterns that use this (sleep.c). */
+#ifdef GATHER__TSAN
+extern _Atomic unsigned gather__tsan_fence_word;
+#define gather__fence_seq_cst() \
+    ((void)atomic_fetch_add_explicit(&gather__tsan_fence_word, 0, memory_order_seq_cst))
+#else
+#define gather__fence_seq_cst() atomic_thread_fence(memory_order_seq_cst)
+#endif
+
 /* ---- alloc.c ------------------------------------------------------------ */
 
 void *gather__malloc(size_t size);
@@ -116,6 +137,9 @@ typedef struct gather__sleep {
     _Atomic size_t sleepers;          /* registered parkers; read without lock */
 } gather__sleep;
 
+/* Chooses membarrier or fences for the sleep protocol; call before a pool
+ * starts its threads. */
+void gather__barrier_init(void);
 int gather__sleep_init(gather__sleep *s);
 void gather__sleep_destroy(gather__sleep *s);
 /* Registers p; returns the number of idle workers now registered. */
@@ -194,11 +218,16 @@ gather__worker *gather__worker_self(void);
 gather_pool *gather__worker_pool(const gather__worker *w);
 /* Resolves NULL to the default pool; NULL and *err set on failure. */
 gather_pool *gather__pool_resolve(const gather_pool *pool, int *err);
+/* One step of helping from w's own deque only (the fork-join fast path). */
+bool gather__worker_help_local(gather__worker *w);
 /* One step of helping: finds a task of w's pool and runs it. */
 bool gather__worker_help(gather__worker *w);
 /* Is there work w could take (a hint, cheap)? */
 bool gather__worker_work_visible(gather__worker *w);
 gather__sleep *gather__worker_sleep(gather__worker *w);
+/* Task blocks, recycled through the calling worker's cache. */
+gather_future *gather__task_alloc(void);
+void gather__task_free(gather_future *f);
 /* A canceller completed a pending task of `pool` before it ran. */
 void gather__pool_count_cancel(gather_pool *pool);
 /* Is the pool cancelling everything (GATHER_CANCEL_PENDING shutdown)? */

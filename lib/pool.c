@@ -33,6 +33,22 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Task blocks a worker keeps for reuse (about 80 bytes each). */
+#define BLOCK_CACHE_MAX 1024
+
+/* AddressSanitizer builds free every block, so use-after-free stays
+ * detectable; recycling would hide it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define BLOCK_CACHE 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define BLOCK_CACHE 0
+#endif
+#endif
+#ifndef BLOCK_CACHE
+#define BLOCK_CACHE 1
+#endif
+
 /* Spin rounds an idle worker makes before parking (each a few pauses). */
 #define SPIN_ROUNDS 64
 #define SPIN_PAUSES 16
@@ -44,6 +60,8 @@ struct gather__worker {
     pthread_t thread;
     uint64_t rng; /* xorshift state for victim choice */
     gather__parker parker;
+    gather_future *cache; /* free task blocks, owner only (linked by next) */
+    size_t cached;
     /* Single-writer counters: only this worker writes them (relaxed load,
      * relaxed store); gather_pool_stats_get() reads them relaxed. */
     _Atomic uint64_t submitted, completed, cancelled, stolen;
@@ -80,8 +98,16 @@ _Static_assert(offsetof(gather__worker, deque) == 0,
 _Static_assert(sizeof(gather__worker) % GATHER__CACHELINE == 0,
                "workers do not share cache lines");
 
-static _Thread_local gather__worker *tls_worker;
-static _Thread_local gather_future *tls_current; /* innermost running task */
+/* initial-exec: one %fs-relative load instead of a __tls_get_addr call in
+ * the shared library (16 bytes of static TLS; fine for dlopen on glibc,
+ * which reserves surplus static TLS for such libraries). */
+#if defined(__GNUC__) && !defined(__APPLE__)
+#define GATHER_TLS _Thread_local __attribute__((tls_model("initial-exec")))
+#else
+#define GATHER_TLS _Thread_local
+#endif
+static GATHER_TLS gather__worker *tls_worker;
+static GATHER_TLS gather_future *tls_current; /* innermost running task */
 
 static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic(gather_pool *) default_pool;
@@ -124,6 +150,38 @@ gather__sleep *gather__worker_sleep(gather__worker *w)
 gather_future *gather__current_task(void)
 {
     return tls_current;
+}
+
+/*
+ * Task blocks: a worker recycles the blocks of the tasks it frees through a
+ * private free list, so the spawn/complete path of steady-state fork-join
+ * makes no allocator call. Blocks freed off the pool (or beyond the cache
+ * size) go back through the replaceable allocator; a pool's caches are
+ * returned to it when the pool is destroyed. Blocks are interchangeable
+ * between pools: they all come from the one allocator.
+ */
+gather_future *gather__task_alloc(void)
+{
+    gather__worker *w = tls_worker;
+    if (BLOCK_CACHE && w != NULL && w->cache != NULL) {
+        gather_future *f = w->cache;
+        w->cache = f->next;
+        w->cached--;
+        return f;
+    }
+    return gather__malloc(sizeof(gather_future));
+}
+
+void gather__task_free(gather_future *f)
+{
+    gather__worker *w = tls_worker;
+    if (BLOCK_CACHE && w != NULL && w->cached < BLOCK_CACHE_MAX) {
+        f->next = w->cache;
+        w->cache = f;
+        w->cached++;
+        return;
+    }
+    gather__free(f);
 }
 
 gather_pool *gather_current_pool(void)
@@ -285,6 +343,15 @@ static void run_task(gather__worker *w, gather_future *f)
     gather_future_release(f); /* the queue's reference */
 }
 
+bool gather__worker_help_local(gather__worker *w)
+{
+    gather_future *f = gather__deque_pop_owner(&w->deque);
+    if (f == NULL)
+        return false;
+    run_task(w, f);
+    return true;
+}
+
 bool gather__worker_help(gather__worker *w)
 {
     gather_future *f = find_task(w);
@@ -418,6 +485,11 @@ static void stop_threads(gather_pool *p)
 static void free_pool(gather_pool *p, size_t workers_ready)
 {
     for (size_t i = 0; i < workers_ready; i++) {
+        while (p->workers[i].cache != NULL) {
+            gather_future *f = p->workers[i].cache;
+            p->workers[i].cache = f->next;
+            gather__free(f);
+        }
         gather__parker_destroy(&p->workers[i].parker);
         gather__deque_destroy(&p->workers[i].deque);
     }
@@ -506,6 +578,7 @@ static int pool_create(gather_pool **out, const gather_pool_options *opts,
         threads = cpu_count();
     const char *name = opts != NULL && opts->name != NULL ? opts->name : "gather";
     gather__allocator_freeze();
+    gather__barrier_init();
 
     gather_pool *p = gather__malloc_aligned(sizeof *p, GATHER__CACHELINE);
     if (p == NULL)
@@ -672,7 +745,7 @@ int gather_submit(gather_pool *pool, gather_fn fn, void *arg,
     if (w == NULL && atomic_load_explicit(&p->stopping, memory_order_relaxed))
         return ESHUTDOWN; /* early answer; inject_push decides under the lock */
 
-    gather_future *f = gather__malloc(sizeof *f);
+    gather_future *f = gather__task_alloc();
     if (f == NULL)
         return ENOMEM;
     gather__future_init(f, GATHER__TASK, future != NULL ? 2 : 1);
@@ -685,13 +758,13 @@ int gather_submit(gather_pool *pool, gather_fn fn, void *arg,
             atomic_store_explicit(&w->submitted,
                                   atomic_load_explicit(&w->submitted, memory_order_relaxed) - 1,
                                   memory_order_relaxed);
-            gather__free(f);
+            gather__task_free(f);
             return ENOMEM;
         }
     } else {
         int rc = inject_push(p, f);
         if (rc != 0) {
-            gather__free(f);
+            gather__task_free(f);
             return rc;
         }
     }

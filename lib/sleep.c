@@ -9,10 +9,11 @@
  * done" can wake it. A sleeping parker is listed in its pool's registry.
  *
  * No lost wake-up (the Dekker pattern; proof sketch in docs/design.md):
- *   sleeper:   enter registry (sleepers++) ; seq_cst fence ; re-check the
+ *   sleeper:   enter registry (sleepers++) ; heavy barrier ; re-check the
  *              queues ; park
- *   submitter: publish task ; seq_cst fence ; load sleepers ; if > 0, take a
- *              parker out of the registry and unpark it
+ *   submitter: publish task ; light barrier ; load sleepers ; if > 0, take
+ *              a parker out of the registry and unpark it
+ * (heavy/light: membarrier + compiler barrier, or two seq_cst fences.)
  * Either the submitter sees sleepers > 0, or the sleeper's re-check sees the
  * task. A waker removes the parker it wakes from the registry, so each
  * wake-up goes to a different sleeper: wake one, never all.
@@ -24,6 +25,77 @@
  * either is held.
  */
 #include "internal.h"
+
+#include <stdlib.h>
+#if defined(__linux__)
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+/*
+ * Asymmetric fences. The Dekker pattern needs a full barrier on both sides;
+ * the submitter's side runs on every submission, the sleeper's side only
+ * when a thread is about to park. Where Linux offers
+ * membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED), the sleeper issues it (it
+ * makes every running thread of the process execute a full barrier) and the
+ * submitter needs only a compiler barrier: the same guarantee as two
+ * fences (membarrier(2); liburcu and folly's asymmetric barriers rely on
+ * it). Elsewhere, or with GATHER_MEMBARRIER=0 in the environment, both sides
+ * use seq_cst fences.
+ */
+#ifdef GATHER__TSAN
+_Atomic unsigned gather__tsan_fence_word;
+#endif
+
+static pthread_once_t barrier_once = PTHREAD_ONCE_INIT;
+static atomic_bool use_membarrier; /* written once, under barrier_once */
+
+static void barrier_init(void)
+{
+#if defined(__linux__) && defined(__NR_membarrier)
+    const char *env = getenv("GATHER_MEMBARRIER");
+    if (env != NULL && env[0] == '0')
+        return;
+    long cmds = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0);
+    if (cmds < 0 || !(cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) ||
+        !(cmds & MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED))
+        return;
+    if (syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0) != 0)
+        return;
+    atomic_store_explicit(&use_membarrier, true, memory_order_relaxed);
+#endif
+}
+
+void gather__barrier_init(void)
+{
+    pthread_once(&barrier_once, barrier_init);
+}
+
+/* The sleeper's heavy side. */
+static void heavy_barrier(void)
+{
+#if defined(__linux__) && defined(__NR_membarrier)
+    if (atomic_load_explicit(&use_membarrier, memory_order_relaxed) &&
+        syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0) == 0)
+        return;
+#endif
+    gather__fence_seq_cst();
+}
+
+/* The submitter's light side. */
+static inline void light_barrier(void)
+{
+    /* relaxed: use_membarrier is set once, before any pool thread exists
+     * (gather__barrier_init from pool creation), and never changes. A
+     * failing membarrier() call falls back to a fence on the heavy side
+     * only, which is why that call cannot fail here in practice: the
+     * registration succeeded. */
+    if (atomic_load_explicit(&use_membarrier, memory_order_relaxed))
+        atomic_signal_fence(memory_order_seq_cst);
+    else
+        gather__fence_seq_cst();
+}
 
 int gather__parker_init(gather__parker *p)
 {
@@ -132,10 +204,12 @@ size_t gather__sleep_enter(gather__sleep *s, gather__parker *p, bool idle)
      * re-check of the queues that the caller does next. */
     atomic_fetch_add_explicit(&s->sleepers, 1, memory_order_seq_cst);
     gather__unlock(&s->lock);
-    /* seq_cst fence, pairing with the one in gather__sleep_wake_one(): of
-     * the two fences, whichever comes second in the single total order sees
-     * the other side's write (C11 7.17.3, the rule on two seq_cst fences X and Y). */
-    atomic_thread_fence(memory_order_seq_cst);
+    /* The sleeper's barrier, pairing with light_barrier() in
+     * gather__sleep_wake_one(): with two seq_cst fences, whichever comes
+     * second in the single total order sees the other side's write (C11
+     * 7.17.4, the rule on fences X and Y); with membarrier, the submitter's
+     * compiler barrier is promoted to a full barrier (docs/design.md). */
+    heavy_barrier();
     return n_idle;
 }
 
@@ -151,9 +225,9 @@ bool gather__sleep_leave(gather__sleep *s, gather__parker *p)
 
 void gather__sleep_wake_one(gather__sleep *s)
 {
-    /* seq_cst fence: the submitter's half of the Dekker pattern; the task
-     * was published before it, the sleeper count is read after it. */
-    atomic_thread_fence(memory_order_seq_cst);
+    /* The submitter's half of the Dekker pattern: the task was published
+     * before it, the sleeper count is read after it. */
+    light_barrier();
     if (atomic_load_explicit(&s->sleepers, memory_order_relaxed) == 0)
         return;
     gather__lock(&s->lock);
@@ -167,7 +241,7 @@ void gather__sleep_wake_one(gather__sleep *s)
 
 void gather__sleep_wake_all(gather__sleep *s)
 {
-    atomic_thread_fence(memory_order_seq_cst);
+    light_barrier();
     gather__lock(&s->lock);
     while (s->head != NULL) {
         gather__parker *p = s->head;

@@ -385,11 +385,27 @@ out:
 
 /* ---- single-future waits ------------------------------------------------ */
 
+/* Fork-join fast path: a task waiting for a child it has not seen start
+ * runs the tasks of its own deque (newest first, so usually that child
+ * first) until the child is done. A task that is not claimed cannot be
+ * beneath the caller, so no deadlock check is needed here. */
+static bool wait_on_own_deque(gather_future *f, uintptr_t state)
+{
+    gather__worker *w = gather__worker_self();
+    if (w == NULL || (state & GATHER__CLAIMED))
+        return false;
+    while (gather__worker_help_local(w))
+        if (gather__future_state(f) & GATHER__DONE)
+            return true;
+    return false;
+}
+
 int gather_future_wait(gather_future *f, void **value)
 {
     if (f == NULL)
         return EINVAL;
-    if (!(gather__future_state(f) & GATHER__DONE)) {
+    uintptr_t state = gather__future_state(f);
+    if (!(state & GATHER__DONE) && !wait_on_own_deque(f, state)) {
         int rc = gather__wait(&f, 1, GATHER__WAIT_ALL, NULL, NULL, NULL);
         if (rc != 0)
             return rc;
