@@ -22,6 +22,8 @@
 #include <string.h>
 
 #define KNOWN_FLAGS (GATHER_RETURN_ERRORS | GATHER_CANCEL_ON_ERROR)
+/* gather_map submits in chunks of this many tasks. */
+#define MAP_CHUNK 256
 
 static int check_flags(unsigned flags)
 {
@@ -297,12 +299,17 @@ int gather_map(gather_pool *pool, gather_fn fn, void *const args[], size_t n,
         gather__free(fs);
         return map_unsubmitted(results, 0, n, ENOMEM);
     }
+    /* Chunks: one injection-queue lock and one wake-up per chunk. */
     size_t k = 0;
-    for (; k < n; k++) {
-        rc = gather_submit(p, fn, args[k], &fs[k]);
-        if (rc != 0)
+    while (k < n) {
+        size_t chunk = n - k < MAP_CHUNK ? n - k : MAP_CHUNK;
+        size_t done = gather__submit_batch(p, fn, &args[k], chunk, &fs[k], &rc);
+        k += done;
+        if (done < chunk)
             break;
     }
+    if (k < n && rc == 0)
+        rc = ENOMEM;
     if (k == 0) {
         gather__waitset_unreserve(ws); /* nothing submitted: rc as is */
         map_unsubmitted(results, 0, n, rc);

@@ -105,6 +105,8 @@ void *gather__deque_pop_owner(gather__deque *d);
 /* Any thread. 0 and *item: took the oldest; ENOENT: empty; EAGAIN: lost a
  * race with another taker, retry. */
 int gather__deque_steal(gather__deque *d, void **item);
+/* Owner only: items that fit without growing the ring. */
+size_t gather__deque_room(gather__deque *d);
 /* Any thread; a hint, exact only when the deque is quiescent. */
 bool gather__deque_nonempty(gather__deque *d);
 /* Debug invariant check (owner, or quiescent deque). */
@@ -148,6 +150,8 @@ size_t gather__sleep_enter(gather__sleep *s, gather__parker *p, bool idle);
 bool gather__sleep_leave(gather__sleep *s, gather__parker *p);
 /* After publishing work: wake one sleeper, if any. */
 void gather__sleep_wake_one(gather__sleep *s);
+/* After publishing n tasks at once: wake up to n sleepers. */
+void gather__sleep_wake_n(gather__sleep *s, size_t n);
 void gather__sleep_wake_all(gather__sleep *s);
 /* Under the registry lock: are `n` idle workers registered and pred(ctx)
  * false? Parkers must leave the registry (taking the lock) before they take
@@ -234,6 +238,13 @@ void gather__pool_count_cancel(gather_pool *pool);
 bool gather__pool_cancelling(const gather_pool *pool);
 /* The future of the task this thread is running, else NULL. */
 gather_future *gather__current_task(void);
+
+/* Submits fn(args[i]) for i < k as one batch (one lock for a thread
+ * outside the pool), each future into fs[i] with one reference for the
+ * caller. Returns how many were submitted; when fewer than k, *err says
+ * why (ENOMEM, ESHUTDOWN). */
+size_t gather__submit_batch(gather_pool *p, gather_fn fn, void *const args[],
+                            size_t k, gather_future **fs, int *err);
 
 /* ---- wait.c ------------------------------------------------------------- */
 

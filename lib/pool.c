@@ -52,6 +52,7 @@
 /* Spin rounds an idle worker makes before parking (each a few pauses). */
 #define SPIN_ROUNDS 64
 #define SPIN_PAUSES 16
+#define SPIN_YIELD_EVERY 8
 
 struct gather__worker {
     gather__deque deque; /* first, cache-line aligned */
@@ -203,8 +204,15 @@ void gather__pool_count_cancel(gather_pool *pool)
 
 /* ---- injection queue ---------------------------------------------------- */
 
-/* 0, or ESHUTDOWN when the pool stopped taking work from outside. */
-static int inject_push(gather_pool *p, gather_future *f)
+/*
+ * Appends a task; 0, or ESHUTDOWN once the pool stopped taking work from
+ * outside. *was_empty: the queue was empty before (read under the lock, so
+ * exact). Only that push needs to wake a sleeper: while the queue is not
+ * empty, the worker woken for its first task, or an awake worker's
+ * re-check before it parks, finds the rest, and a worker that takes from
+ * the queue and leaves tasks behind wakes the next (inject_take).
+ */
+static int inject_push(gather_pool *p, gather_future *f, bool *was_empty)
 {
     gather__lock(&p->inject_lock);
     /* relaxed: stopping is written under inject_lock, which we hold. */
@@ -213,12 +221,13 @@ static int inject_push(gather_pool *p, gather_future *f)
         return ESHUTDOWN;
     }
     f->next = NULL;
+    *was_empty = p->inject_head == NULL;
     if (p->inject_tail != NULL)
         p->inject_tail->next = f;
     else
         p->inject_head = f;
     p->inject_tail = f;
-    /* relaxed: a hint for lock-free readers; the sleep protocol's fences
+    /* relaxed: a hint for lock-free readers; the sleep protocol's barriers
      * order it against the sleeper count (sleep.c). */
     atomic_store_explicit(&p->inject_len,
                           atomic_load_explicit(&p->inject_len, memory_order_relaxed) + 1,
@@ -228,11 +237,24 @@ static int inject_push(gather_pool *p, gather_future *f)
     return 0;
 }
 
-static gather_future *inject_take(gather_pool *p)
+/*
+ * Takes the oldest task of the injection queue. One task per take, not a
+ * batch moved to our deque: a batch would wait behind this worker when its
+ * first task blocks, and tasks submitted from outside would no longer start
+ * in submission order across workers (users saturating a pool with blocking
+ * tasks rely on that).
+ */
+static gather_future *inject_take(gather__worker *w)
 {
+    gather_pool *p = w->pool;
     if (atomic_load_explicit(&p->inject_len, memory_order_relaxed) == 0)
         return NULL;
-    gather__lock(&p->inject_lock);
+    /* trylock: a busy lock means a submitter or another worker is at the
+     * queue; rather than queue up behind it (futex sleeps on the submitter's
+     * path), go steal or spin and look again. Nothing is missed: before it
+     * parks, a worker re-checks inject_len (work_visible). */
+    if (pthread_mutex_trylock(&p->inject_lock) != 0)
+        return NULL;
     gather_future *f = p->inject_head;
     if (f != NULL) {
         p->inject_head = f->next;
@@ -291,13 +313,32 @@ static gather_future *steal_any(gather__worker *w)
     return NULL;
 }
 
+/*
+ * The wake-up chain: a worker that took a task from the injection queue or
+ * from another worker, while tasks are still visible somewhere and threads
+ * sleep, wakes one more. So a single wake-up per burst of submissions is
+ * enough (inject_push), and no task waits behind a worker that is blocked
+ * in a long task (a batch it took, or its spawns) while another sleeps.
+ */
+static void pass_wake_on(gather_pool *p)
+{
+    /* relaxed: a hint; gather__sleep_wake_one re-reads it after its
+     * barrier. */
+    if (atomic_load_explicit(&p->sleep.sleepers, memory_order_relaxed) != 0 &&
+        work_visible(p))
+        gather__sleep_wake_one(&p->sleep);
+}
+
 static gather_future *find_task(gather__worker *w)
 {
     gather_future *f = gather__deque_pop_owner(&w->deque);
-    if (f == NULL)
-        f = inject_take(w->pool);
+    if (f != NULL)
+        return f; /* our own spawns: their pushes woke sleepers already */
+    f = inject_take(w);
     if (f == NULL)
         f = steal_any(w);
+    if (f != NULL)
+        pass_wake_on(w->pool);
     return f;
 }
 
@@ -395,6 +436,12 @@ static bool idle_wait(gather__worker *w)
     return false;
 }
 
+/*
+ * Spins briefly for new work before parking (parking and waking cost
+ * microseconds, and a membarrier on the way in). Every few rounds it yields
+ * the CPU, so that on an oversubscribed machine the thread producing the
+ * work gets to run instead of watching us spin.
+ */
 static bool spin_for_work(gather_pool *p)
 {
     for (int round = 0; round < SPIN_ROUNDS; round++) {
@@ -402,6 +449,8 @@ static bool spin_for_work(gather_pool *p)
             gather__cpu_relax();
         if (work_visible(p))
             return true;
+        if (round % SPIN_YIELD_EVERY == SPIN_YIELD_EVERY - 1)
+            sched_yield();
     }
     return false;
 }
@@ -752,6 +801,7 @@ int gather_submit(gather_pool *pool, gather_fn fn, void *arg,
     f->fn = fn;
     f->arg = arg;
     f->pool = p;
+    bool wake = true;
     if (w != NULL) {
         bump(&w->submitted); /* before the push: a thief may finish it first */
         if (gather__deque_push_owner(&w->deque, f) != 0) {
@@ -762,18 +812,96 @@ int gather_submit(gather_pool *pool, gather_fn fn, void *arg,
             return ENOMEM;
         }
     } else {
-        int rc = inject_push(p, f);
+        bool was_empty;
+        int rc = inject_push(p, f, &was_empty);
         if (rc != 0) {
             gather__task_free(f);
             return rc;
         }
+        wake = was_empty;
     }
     /* With a NULL `future` the task may already be finished and freed: f is
      * not touched again below. */
     if (future != NULL)
         *future = f;
-    gather__sleep_wake_one(&p->sleep);
+    if (wake)
+        gather__sleep_wake_one(&p->sleep);
     return 0;
+}
+
+/* A chain of k new task blocks linked by next, or NULL (all freed). */
+static gather_future *new_tasks(gather_pool *p, gather_fn fn,
+                                void *const args[], size_t k,
+                                gather_future **fs, size_t *made)
+{
+    gather_future *head = NULL, *tail = NULL;
+    size_t i = 0;
+    for (; i < k; i++) {
+        gather_future *f = gather__task_alloc();
+        if (f == NULL)
+            break;
+        gather__future_init(f, GATHER__TASK, 2);
+        f->fn = fn;
+        f->arg = args[i];
+        f->pool = p;
+        if (tail != NULL)
+            tail->next = f;
+        else
+            head = f;
+        tail = f;
+        fs[i] = f;
+    }
+    *made = i;
+    return head;
+}
+
+size_t gather__submit_batch(gather_pool *p, gather_fn fn, void *const args[],
+                            size_t k, gather_future **fs, int *err)
+{
+    if (on_own_thread(p)) { /* own deque: no lock to amortise */
+        for (size_t i = 0; i < k; i++) {
+            *err = gather_submit(p, fn, args[i], &fs[i]);
+            if (*err != 0)
+                return i;
+        }
+        return k;
+    }
+    size_t made;
+    gather_future *head = new_tasks(p, fn, args, k, fs, &made);
+    if (made == 0) {
+        *err = ENOMEM;
+        return 0;
+    }
+    gather__lock(&p->inject_lock);
+    if (atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
+        gather__unlock(&p->inject_lock);
+        while (head != NULL) {
+            gather_future *next = head->next;
+            gather__task_free(head);
+            head = next;
+        }
+        *err = ESHUTDOWN;
+        return 0;
+    }
+    bool was_empty = p->inject_head == NULL;
+    if (p->inject_tail != NULL)
+        p->inject_tail->next = head;
+    else
+        p->inject_head = head;
+    p->inject_tail = fs[made - 1];
+    p->inject_tail->next = NULL;
+    atomic_store_explicit(&p->inject_len,
+                          atomic_load_explicit(&p->inject_len, memory_order_relaxed) + made,
+                          memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->ext_submitted, made, memory_order_relaxed);
+    gather__unlock(&p->inject_lock);
+    /* Several at once: wake as many sleepers as tasks (see inject_push for
+     * why a push onto a non-empty queue needs no wake-up). */
+    if (was_empty)
+        gather__sleep_wake_n(&p->sleep, made);
+    if (made < k)
+        *err = ENOMEM;
+    return made;
 }
 
 int gather_pool_stats_get(const gather_pool *pool, gather_pool_stats *stats)

@@ -223,20 +223,25 @@ bool gather__sleep_leave(gather__sleep *s, gather__parker *p)
     return was;
 }
 
-void gather__sleep_wake_one(gather__sleep *s)
+void gather__sleep_wake_n(gather__sleep *s, size_t n)
 {
-    /* The submitter's half of the Dekker pattern: the task was published
+    /* The submitter's half of the Dekker pattern: the tasks were published
      * before it, the sleeper count is read after it. */
     light_barrier();
     if (atomic_load_explicit(&s->sleepers, memory_order_relaxed) == 0)
         return;
     gather__lock(&s->lock);
-    gather__parker *p = s->head;
-    if (p != NULL) {
+    for (; n > 0 && s->head != NULL; n--) {
+        gather__parker *p = s->head;
         unlink_parker(s, p);
         gather__unpark(p);
     }
     gather__unlock(&s->lock);
+}
+
+void gather__sleep_wake_one(gather__sleep *s)
+{
+    gather__sleep_wake_n(s, 1);
 }
 
 void gather__sleep_wake_all(gather__sleep *s)
