@@ -175,6 +175,8 @@ GATHER_API int gather_submit(gather_pool *pool, gather_fn fn, void *arg,
  * Waits until `f` is done; returns the task's code (0 on success, ECANCELED
  * when cancelled) and stores its *result in *value when `value` is not NULL.
  * On a pool thread it runs other tasks of that pool while it waits.
+ * A future is done before its done callbacks run, so a wait may return
+ * while callbacks of that future are still running on another thread.
  *
  * Ownership: `f` is borrowed; *value is the task's pointer (application's).
  * Errors (returned instead of the task's code; *value is left untouched):
@@ -313,7 +315,12 @@ GATHER_API int gather_all(gather_future *const futures[], size_t n,
  * With GATHER_CANCEL_ON_ERROR it may stop submitting after the first
  * failure; entries never submitted report ECANCELED.
  *
- * Ownership: `args` is borrowed; each args[i] is passed through untouched.
+ * Ownership: the `args` array is borrowed for the call; each args[i] is
+ * passed through untouched. Without GATHER_RETURN_ERRORS the call returns at
+ * the first failure while the other tasks keep running (as in
+ * gather_futures), and no future is left to wait for them: whatever args[i]
+ * points to must outlive those tasks. Use GATHER_RETURN_ERRORS when it does
+ * not (for example, argument structs on the caller's stack).
  * Errors:
  *   EINVAL     fn NULL, args NULL with n > 0, bad flags, overflowing n.
  *   ESHUTDOWN  the pool is shut down (except from a task of that pool).

@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# Consumer test: build gather, install it into a temporary prefix, then build
+# and run out-of-tree programs against the installed files the way users do:
+#
+#   1. tests/consumer/cmake with find_package(gather 0.1 CONFIG REQUIRED),
+#      linking gather::gather (shared) and gather::gather_static; in C++ when
+#      a C++ compiler is installed (and then in C too), else in C only;
+#   2. the same project through add_subdirectory() of this source tree (no
+#      install rules of gather may leak into the parent);
+#   3. tests/consumer/pkgconfig/main.c with a plain compiler line,
+#      `cc main.c $(pkg-config --cflags --libs gather)`, and statically with
+#      `pkg-config --static` and libgather.a;
+#   4. `cpack -G DEB`, then the package's fields and contents (dpkg-deb), and
+#      the pkg-config consumer once more against the unpacked package.
+#
+# Also checks the installed layout (SONAME chain, CMake package, gather.pc,
+# man pages), the version file's policy and the exported symbols.
+# Needs cmake, a C compiler and pkg-config (installed with apt-get when
+# missing, as root or through sudo). Exits non-zero on the first failure.
+# Environment: CC, CXX (compilers), GATHER_CONSUMER_BUILD (gather's build
+# directory, default build-consumer), KEEP=1 keeps the temporary directory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SRC=$PWD
+BUILD=${GATHER_CONSUMER_BUILD:-build-consumer}
+CC=${CC:-cc}
+export CC
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/gather-consumer.XXXXXX")
+cleanup() { if [ "${KEEP:-0}" = 1 ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi; }
+trap cleanup EXIT
+PREFIX=$TMP/prefix
+
+step() { echo "== consumer: $*"; }
+# has REGEX TEXT: TEXT has a line matching REGEX. (Not `cmd | grep -q`: with
+# pipefail, grep quitting early can kill cmd with SIGPIPE and fail the test.)
+has() { grep -q -- "$1" <<<"$2"; }
+# run LABEL CMD...: runs a consumer program, its output line labelled.
+run() { printf '   %-7s ' "$1:"; shift; "$@"; }
+fail() { echo "consumer: FAILED: $*" >&2; exit 1; }
+# quiet LOGNAME CMD...: runs CMD with its output in $TMP/LOGNAME.log, shown
+# only when it fails.
+quiet() {
+    local log="$TMP/$1.log"; shift
+    if ! "$@" >"$log" 2>&1; then
+        cat "$log" >&2
+        fail "$*"
+    fi
+}
+
+if ! command -v pkg-config >/dev/null 2>&1; then
+    SUDO=
+    if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then SUDO=sudo; fi
+    if command -v apt-get >/dev/null 2>&1; then
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq pkg-config >/dev/null
+    else
+        fail "pkg-config is needed (Fedora: pkgconf; macOS: brew install pkg-config)"
+    fi
+fi
+command -v "$CC" >/dev/null 2>&1 || fail "no C compiler ($CC)"
+# A C++ compiler: $CXX when set (CXX=none pretends there is none: CMake
+# then finds none either), else one of those CMake looks for first.
+CXX_FOUND=0
+if [ -n "${CXX:-}" ]; then
+    command -v "$CXX" >/dev/null 2>&1 && CXX_FOUND=1
+else
+    for c in c++ g++ clang++; do
+        command -v "$c" >/dev/null 2>&1 && CXX_FOUND=1
+    done
+fi
+
+step "build gather ($BUILD)"
+quiet configure cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DGATHER_BUILD_TESTS=OFF -DGATHER_BUILD_EXAMPLES=OFF -DGATHER_BENCH=OFF \
+    -DGATHER_SANITIZE=
+quiet build cmake --build "$BUILD" -j2
+
+step "install into $PREFIX"
+quiet install cmake --install "$BUILD" --prefix "$PREFIX"
+PC=$(find "$PREFIX" -name gather.pc -path '*/pkgconfig/*' | head -n1)
+[ -n "$PC" ] || fail "gather.pc not installed"
+LIBDIR=$(dirname "$(dirname "$PC")")
+for f in include/gather.h \
+         "${LIBDIR#"$PREFIX"/}/libgather.a" \
+         "${LIBDIR#"$PREFIX"/}/libgather.so.0.1.0" \
+         "${LIBDIR#"$PREFIX"/}/cmake/gather/gatherConfig.cmake" \
+         "${LIBDIR#"$PREFIX"/}/cmake/gather/gatherConfigVersion.cmake" \
+         "${LIBDIR#"$PREFIX"/}/cmake/gather/gatherTargets.cmake" \
+         share/man/man3/gather.3 share/man/man3/gather_futures.3 \
+         share/man/man3/gather_submit.3 share/man/man3/gather_future_wait.3 \
+         share/man/man3/gather_pool_create.3 share/man/man3/gather_map.3; do
+    [ -f "$PREFIX/$f" ] || fail "not installed: $f"
+done
+ls "$LIBDIR"/cmake/gather/gatherTargets-*.cmake >/dev/null 2>&1 \
+    || fail "not installed: gatherTargets-<config>.cmake"
+[ "$(readlink "$LIBDIR/libgather.so")" = libgather.so.0 ] \
+    || fail "libgather.so is not a link to libgather.so.0"
+[ "$(readlink "$LIBDIR/libgather.so.0")" = libgather.so.0.1.0 ] \
+    || fail "libgather.so.0 is not a link to libgather.so.0.1.0"
+if command -v readelf >/dev/null 2>&1; then
+    has 'SONAME.*\[libgather\.so\.0\]' "$(readelf -d "$LIBDIR/libgather.so.0.1.0")" \
+        || fail "SONAME is not libgather.so.0"
+fi
+if command -v nm >/dev/null 2>&1; then
+    quiet exports cmake -DLIB="$LIBDIR/libgather.so.0.1.0" -P tests/check_exports.cmake
+fi
+if command -v groff >/dev/null 2>&1; then
+    for m in docs/man/*.3; do
+        warn=$(cd docs/man && groff -man -Tutf8 -ww -z "${m##*/}" 2>&1) \
+            || fail "groff failed on $m: $warn"
+        [ -z "$warn" ] || fail "groff warns on $m: $warn"
+    done
+fi
+if command -v man >/dev/null 2>&1; then # the .so page leads to the full one
+    has '^GATHER_FUTURES(3)' "$(MANPATH="$PREFIX/share/man" MANWIDTH=80 man 3 gather_map 2>/dev/null)" \
+        || fail "man 3 gather_map does not show gather_futures(3)"
+fi
+
+step "find_package version policy"
+mkdir -p "$TMP/ver"
+cat >"$TMP/ver/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.16)
+project(gather_version_check LANGUAGES C)
+foreach(v 0.1 0.1.0)
+  find_package(gather ${v} CONFIG QUIET)
+  if(NOT gather_FOUND)
+    message(FATAL_ERROR "find_package(gather ${v}) did not find ${gather_CONSIDERED_VERSIONS}")
+  endif()
+  unset(gather_DIR CACHE)
+endforeach()
+foreach(v 0.0 0.2 1.0 0.1.1)
+  find_package(gather ${v} CONFIG QUIET)
+  if(gather_FOUND)
+    message(FATAL_ERROR "find_package(gather ${v}) accepted ${gather_VERSION}")
+  endif()
+  unset(gather_DIR CACHE)
+endforeach()
+CMAKE
+quiet version cmake -S "$TMP/ver" -B "$TMP/ver/build" -DCMAKE_PREFIX_PATH="$PREFIX"
+
+# First with the language the consumer picks itself (C++ when CMake finds a
+# C++ compiler, else C), then forced to C when that was C++.
+LANGS=auto
+[ "$CXX_FOUND" = 1 ] && LANGS="auto C"
+for lang in $LANGS; do
+    b="$TMP/cmake-$lang"
+    quiet "cmake-$lang-configure" cmake -S tests/consumer/cmake -B "$b" \
+        -DCMAKE_PREFIX_PATH="$PREFIX" -DCONSUMER_LANG="${lang#auto}"
+    step "CMake consumer, find_package ($(grep -o 'main\.cp*' "$TMP/cmake-$lang-configure.log"))"
+    if [ "$lang" = auto ] && [ "$CXX_FOUND" = 1 ]; then
+        has 'consumer: main.cpp' "$(cat "$TMP/cmake-$lang-configure.log")" \
+            || fail "a C++ compiler is installed but the consumer was built in C"
+    fi
+    quiet "cmake-$lang-build" cmake --build "$b"
+    run shared env LD_LIBRARY_PATH="$LIBDIR" "$b/app"
+    run static "$b/app_static"
+    if command -v readelf >/dev/null 2>&1; then
+        has 'NEEDED.*libgather\.so\.0' "$(readelf -d "$b/app")" \
+            || fail "app does not link libgather.so.0"
+        if has 'NEEDED.*libgather' "$(readelf -d "$b/app_static")"; then
+            fail "app_static links libgather dynamically"
+        fi
+    fi
+done
+[ "$CXX_FOUND" = 1 ] || echo "consumer: no C++ compiler; the CMake consumer was built in C only"
+
+step "CMake consumer, add_subdirectory"
+b="$TMP/subdir"
+quiet subdir-configure cmake -S tests/consumer/cmake -B "$b" -DGATHER_SOURCE_DIR="$SRC"
+quiet subdir-build cmake --build "$b" -j2
+run shared "$b/app"
+run static "$b/app_static"
+quiet subdir-install cmake --install "$b" --prefix "$TMP/subdir-prefix"
+if [ -d "$TMP/subdir-prefix" ] && [ -n "$(find "$TMP/subdir-prefix" -type f)" ]; then
+    find "$TMP/subdir-prefix" -type f >&2
+    fail "add_subdirectory(gather) installed gather's files with the parent"
+fi
+
+export PKG_CONFIG_PATH="$LIBDIR/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+[ "$(pkg-config --modversion gather)" = 0.1.0 ] || fail "pkg-config --modversion gather"
+pc_consumer() { # OUTDIR: builds and runs the pkg-config consumer, shared and static
+    local out=$1 lib libs
+    mkdir -p "$out"
+    # shellcheck disable=SC2046 # word splitting of pkg-config's output is wanted
+    quiet pc-shared "$CC" -std=c11 -Wall -Wextra -Wpedantic -Werror \
+        -o "$out/app" tests/consumer/pkgconfig/main.c $(pkg-config --cflags --libs gather)
+    lib=$(pkg-config --variable=libdir gather)
+    run shared env LD_LIBRARY_PATH="$lib" "$out/app"
+    # Static: the flags of pkg-config --static, with libgather.a named
+    # explicitly (-lgather would pick libgather.so, which sits beside it).
+    libs=$(pkg-config --static --libs gather)
+    libs=${libs//-lgather/$lib/libgather.a}
+    # shellcheck disable=SC2046,SC2086
+    quiet pc-static "$CC" -std=c11 -Wall -Wextra -Wpedantic -Werror \
+        -o "$out/app_static" tests/consumer/pkgconfig/main.c \
+        $(pkg-config --static --cflags gather) $libs
+    run static "$out/app_static"
+    if command -v readelf >/dev/null 2>&1 \
+       && has 'NEEDED.*libgather' "$(readelf -d "$out/app_static")"; then
+        fail "the static pkg-config consumer links libgather dynamically"
+    fi
+}
+step "pkg-config consumer: $CC main.c \$(pkg-config --cflags --libs gather), and --static"
+pc_consumer "$TMP/pc"
+
+if command -v dpkg-deb >/dev/null 2>&1; then
+    step "cpack -G DEB"
+    rm -f "$BUILD"/*.deb
+    quiet cpack sh -c "cd '$BUILD' && cpack -G DEB"
+    DEB=$(ls "$BUILD"/*.deb)
+    [ "$(echo "$DEB" | wc -l)" = 1 ] || fail "expected one .deb, got: $DEB"
+    echo "$DEB"
+    dpkg-deb -f "$DEB" Package Version Architecture Maintainer Depends Section
+    for field in Package Version Maintainer Depends Description; do
+        [ -n "$(dpkg-deb -f "$DEB" "$field")" ] || fail ".deb has no $field field"
+    done
+    case $(dpkg-deb -f "$DEB" Depends) in *libc6*) ;; *) fail ".deb does not depend on libc6";; esac
+    LISTING=$(dpkg-deb -c "$DEB")
+    echo "$LISTING"
+    for f in 'libgather\.so\.0 -> libgather\.so\.0\.1\.0' 'libgather\.so -> libgather\.so\.0' \
+             'libgather\.so\.0\.1\.0$' 'libgather\.a$' 'include/gather\.h$' \
+             'cmake/gather/gatherConfig\.cmake$' 'cmake/gather/gatherConfigVersion\.cmake$' \
+             'pkgconfig/gather\.pc$' 'man3/gather\.3$'; do
+        has "$f" "$LISTING" || fail ".deb lacks $f"
+    done
+    step "pkg-config consumer against the unpacked .deb"
+    dpkg-deb -x "$DEB" "$TMP/deb"
+    PC=$(find "$TMP/deb" -name gather.pc | head -n1)
+    PKG_CONFIG_PATH=$(dirname "$PC") pc_consumer "$TMP/pc-deb"
+else
+    echo "consumer: dpkg-deb not found, .deb not built (not a Debian system)"
+fi
+step "passed"
