@@ -42,6 +42,15 @@ extern "C" {
 #define GATHER_API
 #endif
 
+/* GATHER_READS(ptr, count): the function only reads ptr[0..count). Lets
+ * GCC >= 10 check callers without false -Wmaybe-uninitialized reports on
+ * arrays filled up to count. Argument positions are 1-based. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 10
+#define GATHER_READS(ptr, count) __attribute__((access(read_only, ptr, count)))
+#else
+#define GATHER_READS(ptr, count)
+#endif
+
 #define GATHER_VERSION_MAJOR 0
 #define GATHER_VERSION_MINOR 1
 #define GATHER_VERSION_PATCH 0
@@ -154,7 +163,9 @@ typedef void (*gather_done_fn)(gather_future *future, void *user_data);
 /*
  * Queues fn(arg) on `pool` (NULL: the default pool). From a worker of the
  * same pool the task goes on that worker's own deque (other workers may
- * steal it); from elsewhere, on the pool's injection queue.
+ * steal it); from elsewhere, on the pool's injection queue. Inside a task,
+ * NULL still means the default pool: pass gather_current_pool() to submit
+ * subtasks to the task's own pool.
  *
  * Ownership: `arg` is passed through untouched. When `future` is not NULL,
  * *future receives a new future holding one reference, owned by the caller
@@ -285,7 +296,8 @@ typedef struct gather_result {
  *   ENOMEM   a wait record could not be allocated (nothing was waited for).
  *   other    the first failure's code, without GATHER_RETURN_ERRORS.
  */
-GATHER_API int gather_futures(gather_future *const futures[], size_t n,
+GATHER_API GATHER_READS(1, 2)
+int gather_futures(gather_future *const futures[], size_t n,
                               gather_result *results, unsigned flags);
 
 /*
@@ -306,7 +318,8 @@ GATHER_API int gather_futures(gather_future *const futures[], size_t n,
  *           bad flags, or an overflowing n.
  *   ENOMEM  out of memory; nothing was created, no reference taken.
  */
-GATHER_API int gather_all(gather_future *const futures[], size_t n,
+GATHER_API GATHER_READS(1, 2)
+int gather_all(gather_future *const futures[], size_t n,
                           unsigned flags, gather_future **aggregate);
 
 /*
@@ -329,7 +342,8 @@ GATHER_API int gather_all(gather_future *const futures[], size_t n,
  *              ENOMEM.
  *   EDEADLK, other: as gather_futures().
  */
-GATHER_API int gather_map(gather_pool *pool, gather_fn fn,
+GATHER_API GATHER_READS(3, 4)
+int gather_map(gather_pool *pool, gather_fn fn,
                           void *const args[], size_t n,
                           gather_result *results, unsigned flags);
 
@@ -345,7 +359,8 @@ GATHER_API int gather_map(gather_pool *pool, gather_fn fn,
  *              entry is done.
  *   ENOMEM     a wait record could not be allocated.
  */
-GATHER_API int gather_wait_any(gather_future *const futures[], size_t n,
+GATHER_API GATHER_READS(1, 2)
+int gather_wait_any(gather_future *const futures[], size_t n,
                                uint64_t timeout_ns, size_t *index);
 
 /* ------------------------------------------------------------------------ */

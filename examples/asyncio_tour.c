@@ -1,0 +1,510 @@
+/*
+ * asyncio_tour.c - the classic asyncio.gather() tutorial programs, in C.
+ *
+ *   ./build/examples/asyncio_tour
+ *
+ * Each part quotes the Python program it rewrites, then does the same with
+ * gather and prints what Python prints (Python's reprs become C-ish ones:
+ * ValueError('boom') is printed as EINVAL('boom'), ZeroDivisionError as EDOM).
+ *
+ * Where Python's coroutines await asyncio.sleep(), these tasks block in
+ * nanosleep() on a pool thread: a blocked task holds only its own thread, so
+ * the pool needs as many threads as tasks sleeping at once (4 here).
+ *
+ * Timing: every delay is a tenth of the Python original (1 s becomes 0.1 s)
+ * so that the tour runs in about a second and a half; the times it prints
+ * are in Python's seconds (the real time times ten), so they match Python's.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <gather.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* One Python second is SCALE seconds here. */
+#define SCALE 0.1
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* await asyncio.sleep(python_seconds), scaled. Sleeps in 10 ms slices and
+ * returns ECANCELED early when the task's future is cancelled: the C
+ * counterpart of asyncio.sleep() raising CancelledError. */
+static int sleep_scaled(double python_seconds)
+{
+    double end = now_s() + python_seconds * SCALE;
+    for (;;) {
+        if (gather_cancel_requested())
+            return ECANCELED;
+        double left = end - now_s();
+        if (left <= 0)
+            return 0;
+        if (left > 0.01)
+            left = 0.01;
+        struct timespec ts = {0, (long)(left * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* The name of the errno values this tour raises, for Python-like reprs. */
+static const char *error_name(int code)
+{
+    switch (code) {
+    case EINVAL: return "EINVAL";
+    case EDOM: return "EDOM";
+    case ECANCELED: return "ECANCELED";
+    default: return strerror(code);
+    }
+}
+
+/* Submits fn(args[i]) for i < n; on failure waits for what was submitted. */
+static int submit_all(gather_pool *pool, gather_fn fn, void *const args[], size_t n,
+                      gather_future *futures[])
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = gather_submit(pool, fn, args[i], &futures[i]);
+        if (rc != 0) {
+            fprintf(stderr, "gather_submit: %s\n", strerror(rc));
+            gather_futures(futures, i, NULL, GATHER_RETURN_ERRORS);
+            for (size_t j = 0; j < i; j++)
+                gather_future_release(futures[j]);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void release_all(gather_future *futures[], size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        gather_future_release(futures[i]);
+}
+
+/* ==== 1. Two API calls at once ==========================================
+ *
+ *   import asyncio, time
+ *
+ *   async def fetch_user():
+ *       await asyncio.sleep(1)              # pretend: an HTTP request
+ *       return {"id": 1, "name": "Alice"}
+ *
+ *   async def fetch_posts():
+ *       await asyncio.sleep(2)
+ *       return [{"id": 1, "title": "Hello"}, {"id": 2, "title": "World"}]
+ *
+ *   async def main():
+ *       start = time.perf_counter()
+ *       user, posts = await asyncio.gather(fetch_user(), fetch_posts())
+ *       print("user: ", user)
+ *       print("posts:", posts)
+ *       print(f"took {time.perf_counter() - start:.1f} s")   # 2.0 s, not 3.0
+ *
+ *   asyncio.run(main())
+ */
+
+typedef struct user {
+    int id;
+    const char *name;
+} user;
+
+typedef struct post {
+    int id;
+    const char *title;
+} post;
+
+typedef struct posts {
+    size_t count;
+    post items[2];
+} posts;
+
+static int fetch_user(void *arg, void **result)
+{
+    (void)arg;
+    static const user alice = {1, "Alice"};
+    int rc = sleep_scaled(1);
+    *result = (void *)&alice;
+    return rc;
+}
+
+static int fetch_posts(void *arg, void **result)
+{
+    (void)arg;
+    static const posts list = {2, {{1, "Hello"}, {2, "World"}}};
+    int rc = sleep_scaled(2);
+    *result = (void *)&list;
+    return rc;
+}
+
+static int part1_two_api_calls(gather_pool *pool)
+{
+    printf("== 1. Two API calls at once (1 s and 2 s in Python, 0.1 s and 0.2 s here)\n");
+    double start = now_s();
+
+    gather_future *futures[2];
+    gather_result results[2];
+    int rc = gather_submit(pool, fetch_user, NULL, &futures[0]);
+    if (rc != 0)
+        return rc;
+    rc = gather_submit(pool, fetch_posts, NULL, &futures[1]);
+    if (rc != 0) {
+        gather_future_wait(futures[0], NULL);
+        gather_future_release(futures[0]);
+        return rc;
+    }
+
+    /* user, posts = await asyncio.gather(fetch_user(), fetch_posts()) */
+    rc = gather_futures(futures, 2, results, 0);
+    release_all(futures, 2);
+    if (rc != 0) {
+        printf("gather failed: %s\n", strerror(rc));
+        return rc;
+    }
+    const user *u = results[0].value;
+    const posts *p = results[1].value;
+
+    printf("user:  {'id': %d, 'name': '%s'}\n", u->id, u->name);
+    printf("posts: [");
+    for (size_t i = 0; i < p->count; i++)
+        printf("%s{'id': %d, 'title': '%s'}", i ? ", " : "", p->items[i].id, p->items[i].title);
+    printf("]\n");
+    double took = now_s() - start;
+    printf("took %.1f s   (really %.2f s: the calls overlapped; one after the other: 0.30 s)\n\n",
+           took / SCALE, took);
+    return 0;
+}
+
+/* ==== 2. One failing call, with and without return_exceptions ===========
+ *
+ *   async def call_api(name, delay, fail=False):
+ *       await asyncio.sleep(delay)
+ *       if fail:
+ *           raise ValueError(f"{name} failed")
+ *       return f"{name} ok"
+ *
+ *   def calls():
+ *       return (call_api("users", 1), call_api("orders", 2, fail=True),
+ *               call_api("stock", 3))
+ *
+ *   async def main():
+ *       try:
+ *           await asyncio.gather(*calls())
+ *       except ValueError as e:
+ *           print(f"caught: {e!r}")     # after 2 s; "stock" keeps running
+ *       results = await asyncio.gather(*calls(), return_exceptions=True)
+ *       print(results)
+ *
+ *   # caught: ValueError('orders failed')
+ *   # ['users ok', ValueError('orders failed'), 'stock ok']
+ */
+
+typedef struct api_call {
+    const char *name;
+    double delay; /* Python seconds */
+    int fail;
+    char text[64]; /* the result string, or the error message */
+} api_call;
+
+static int call_api(void *arg, void **result)
+{
+    api_call *call = arg;
+    int rc = sleep_scaled(call->delay);
+    if (rc != 0)
+        return rc; /* cancelled while sleeping (part 4) */
+    *result = call->text;
+    if (call->fail) {
+        snprintf(call->text, sizeof call->text, "%s failed", call->name);
+        return EINVAL; /* raise ValueError(f"{name} failed") */
+    }
+    snprintf(call->text, sizeof call->text, "%s ok", call->name);
+    return 0;
+}
+
+/* Prints a result list the way Python prints gather()'s list. */
+static void print_results(const gather_result results[], size_t n)
+{
+    printf("[");
+    for (size_t i = 0; i < n; i++) {
+        const char *sep = i ? ", " : "";
+        if (results[i].error == 0)
+            printf("%s'%s'", sep, (const char *)results[i].value);
+        else if (results[i].value != NULL)
+            printf("%s%s('%s')", sep, error_name(results[i].error),
+                   (const char *)results[i].value);
+        else
+            printf("%s%s()", sep, error_name(results[i].error));
+    }
+    printf("]\n");
+}
+
+static int part2_failing_call(gather_pool *pool)
+{
+    printf("== 2. One failing call, with and without return_exceptions\n");
+    api_call calls[3] = {{"users", 1, 0, ""}, {"orders", 2, 1, ""}, {"stock", 3, 0, ""}};
+    void *args[3] = {&calls[0], &calls[1], &calls[2]};
+    gather_future *futures[3];
+    gather_result results[3];
+
+    /* try: await asyncio.gather(*calls()) except ValueError as e: ... */
+    double start = now_s();
+    int rc = submit_all(pool, call_api, args, 3, futures);
+    if (rc != 0)
+        return rc;
+    rc = gather_futures(futures, 3, results, 0);
+    if (rc == 0) {
+        printf("no exception?\n");
+        release_all(futures, 3);
+        return 1;
+    }
+    /* The failure comes back at once, with its payload in its slot. */
+    printf("caught: %s('%s')   after %.1f s; 'stock' still %s\n", error_name(rc),
+           (const char *)results[1].value, (now_s() - start) / SCALE,
+           results[2].error == EINPROGRESS ? "running (gather does not cancel it)"
+                                           : "done (a slow machine)");
+    /* Python leaves "stock" running in the background; here we wait for it
+     * before its arguments go out of scope. */
+    gather_futures(futures, 3, NULL, GATHER_RETURN_ERRORS);
+    release_all(futures, 3);
+
+    /* results = await asyncio.gather(*calls(), return_exceptions=True) */
+    rc = submit_all(pool, call_api, args, 3, futures);
+    if (rc != 0)
+        return rc;
+    rc = gather_futures(futures, 3, results, GATHER_RETURN_ERRORS);
+    release_all(futures, 3);
+    if (rc != 0)
+        return rc;
+    print_results(results, 3);
+    printf("\n");
+    return 0;
+}
+
+/* ==== 3. Three factorials (the asyncio documentation's example) =========
+ *
+ *   async def factorial(name, number):
+ *       f = 1
+ *       for i in range(2, number + 1):
+ *           print(f"Task {name}: Compute factorial({number}), currently i={i}...")
+ *           await asyncio.sleep(1)
+ *           f *= i
+ *       print(f"Task {name}: factorial({number}) = {f}")
+ *       return f
+ *
+ *   async def main():
+ *       # Schedule three calls *concurrently*:
+ *       L = await asyncio.gather(
+ *           factorial("A", 2),
+ *           factorial("B", 3),
+ *           factorial("C", 4),
+ *       )
+ *       print(L)
+ *
+ *   # Task A: Compute factorial(2), currently i=2...
+ *   # Task B: Compute factorial(3), currently i=2...
+ *   # Task C: Compute factorial(4), currently i=2...
+ *   # Task A: factorial(2) = 2
+ *   # Task B: Compute factorial(3), currently i=3...
+ *   # Task C: Compute factorial(4), currently i=3...
+ *   # Task B: factorial(3) = 6
+ *   # Task C: Compute factorial(4), currently i=4...
+ *   # Task C: factorial(4) = 24
+ *   # [2, 6, 24]
+ *
+ * ...and its ZeroDivisionError variant:
+ *
+ *   async def divide(a, b):
+ *       await asyncio.sleep(1)
+ *       return a / b
+ *
+ *   async def main():
+ *       try:
+ *           print(await asyncio.gather(divide(10, 2), divide(1, 0), divide(9, 3)))
+ *       except ZeroDivisionError as e:
+ *           print(f"caught: {e!r}")
+ *       print(await asyncio.gather(divide(10, 2), divide(1, 0), divide(9, 3),
+ *                                  return_exceptions=True))
+ *
+ *   # caught: ZeroDivisionError('division by zero')
+ *   # [5.0, ZeroDivisionError('division by zero'), 3.0]
+ *
+ * The tasks are threads, not coroutines taking turns on one thread, so lines
+ * printed in the same "second" may come out in another order than Python's;
+ * each task starts 5 ms after the previous one so that they usually do not.
+ */
+
+typedef struct factorial_job {
+    const char *name;
+    int number;
+    int index; /* start offset, in 5 ms steps */
+    long long f;
+} factorial_job;
+
+static int factorial(void *arg, void **result)
+{
+    factorial_job *job = arg;
+    struct timespec stagger = {0, job->index * 5000000L};
+    nanosleep(&stagger, NULL);
+    job->f = 1;
+    for (int i = 2; i <= job->number; i++) {
+        printf("Task %s: Compute factorial(%d), currently i=%d...\n", job->name, job->number, i);
+        fflush(stdout);
+        int rc = sleep_scaled(1);
+        if (rc != 0)
+            return rc;
+        job->f *= i;
+    }
+    printf("Task %s: factorial(%d) = %lld\n", job->name, job->number, job->f);
+    fflush(stdout);
+    *result = job;
+    return 0;
+}
+
+typedef struct division {
+    double a, b;
+    double quotient;
+} division;
+
+static int divide(void *arg, void **result)
+{
+    division *d = arg;
+    int rc = sleep_scaled(1);
+    if (rc != 0)
+        return rc;
+    if (d->b == 0) {
+        *result = (void *)"division by zero";
+        return EDOM; /* raise ZeroDivisionError */
+    }
+    d->quotient = d->a / d->b;
+    *result = d;
+    return 0;
+}
+
+static int part3_factorials(gather_pool *pool)
+{
+    printf("== 3. Three factorials (the asyncio docs example), then a division by zero\n");
+    fflush(stdout);
+    factorial_job jobs[3] = {{"A", 2, 0, 0}, {"B", 3, 1, 0}, {"C", 4, 2, 0}};
+    void *args[3] = {&jobs[0], &jobs[1], &jobs[2]};
+    gather_result results[3];
+
+    /* L = await asyncio.gather(...): gather_map() submits each, then
+     * gathers. (It returns early only when a task fails, and these don't.) */
+    int rc = gather_map(pool, factorial, args, 3, results, 0);
+    if (rc != 0) {
+        printf("gather failed: %s\n", strerror(rc));
+        return rc;
+    }
+    printf("[");
+    for (size_t i = 0; i < 3; i++)
+        printf("%s%lld", i ? ", " : "", ((factorial_job *)results[i].value)->f);
+    printf("]\n");
+
+    division divs[3] = {{10, 2, 0}, {1, 0, 0}, {9, 3, 0}};
+    void *dargs[3] = {&divs[0], &divs[1], &divs[2]};
+
+    /* try: print(await asyncio.gather(divide(10, 2), divide(1, 0), divide(9, 3)))
+     * With futures of our own, not gather_map(): a fail-fast gather returns
+     * while the other divisions may still run, and they use divs[], so we
+     * must be able to wait for them before divs[] goes out of scope. */
+    gather_future *futures[3];
+    rc = submit_all(pool, divide, dargs, 3, futures);
+    if (rc != 0)
+        return rc;
+    rc = gather_futures(futures, 3, results, 0);
+    if (rc == 0) {
+        printf("no exception?\n");
+    } else {
+        printf("caught: %s('%s')\n", error_name(rc), (const char *)results[1].value);
+    }
+    gather_futures(futures, 3, NULL, GATHER_RETURN_ERRORS); /* the others finish */
+    release_all(futures, 3);
+    if (rc == 0)
+        return 1;
+
+    /* print(await asyncio.gather(..., return_exceptions=True)) */
+    /* gather_map() with GATHER_RETURN_ERRORS waits for all three. */
+    rc = gather_map(pool, divide, dargs, 3, results, GATHER_RETURN_ERRORS);
+    if (rc != 0)
+        return rc;
+    printf("[");
+    for (size_t i = 0; i < 3; i++) {
+        if (results[i].error == 0)
+            printf("%s%.1f", i ? ", " : "", ((division *)results[i].value)->quotient);
+        else
+            printf("%s%s('%s')", i ? ", " : "", error_name(results[i].error),
+                   (const char *)results[i].value);
+    }
+    printf("]\n\n");
+    return 0;
+}
+
+/* ==== 4. Bonus: asyncio.TaskGroup cancels the rest on the first failure ==
+ *
+ *   async def main():
+ *       try:
+ *           async with asyncio.TaskGroup() as tg:
+ *               users = tg.create_task(call_api("users", 1))
+ *               orders = tg.create_task(call_api("orders", 2, fail=True))
+ *               stock = tg.create_task(call_api("stock", 10))   # slow
+ *       except* ValueError as eg:
+ *           print(f"caught: {eg.exceptions[0]!r}")
+ *       print(users.result(), orders.exception(), stock.cancelled())
+ *
+ *   # caught: ValueError('orders failed')
+ *   # users ok orders failed True
+ *
+ * GATHER_CANCEL_ON_ERROR is that structured mode: on the first failure the
+ * others are cancelled (a running task sees gather_cancel_requested()).
+ */
+
+static int part4_task_group(gather_pool *pool)
+{
+    printf("== 4. Bonus: TaskGroup (GATHER_CANCEL_ON_ERROR) cancels the others\n");
+    api_call calls[3] = {{"users", 1, 0, ""}, {"orders", 2, 1, ""}, {"stock", 10, 0, ""}};
+    void *args[3] = {&calls[0], &calls[1], &calls[2]};
+    gather_future *futures[3];
+    gather_result results[3];
+
+    int rc = submit_all(pool, call_api, args, 3, futures);
+    if (rc != 0)
+        return rc;
+    rc = gather_futures(futures, 3, results, GATHER_CANCEL_ON_ERROR);
+    printf("caught: %s('%s')\n", error_name(rc), (const char *)results[1].value);
+    /* Leaving the "async with" block waits for every task of the group. */
+    gather_futures(futures, 3, results, GATHER_RETURN_ERRORS);
+    const char *users = results[0].error == 0 ? results[0].value : "(cancelled)";
+    printf("%s %s %s\n", users, (const char *)results[1].value,
+           gather_future_cancelled(futures[2]) ? "True" : "False");
+    int ok = rc == EINVAL && gather_future_cancelled(futures[2]);
+    release_all(futures, 3);
+    return ok ? 0 : 1;
+}
+
+int main(void)
+{
+    /* Four threads: up to three tasks sleep at once, whatever the CPUs. */
+    gather_pool_options opts = {0};
+    opts.threads = 4;
+    opts.name = "tour";
+    gather_pool *pool = NULL;
+    int rc = gather_pool_create(&pool, &opts);
+    if (rc != 0) {
+        fprintf(stderr, "gather_pool_create: %s\n", strerror(rc));
+        return 1;
+    }
+
+    int failed = part1_two_api_calls(pool) != 0;
+    failed |= part2_failing_call(pool) != 0;
+    failed |= part3_factorials(pool) != 0;
+    failed |= part4_task_group(pool) != 0;
+
+    gather_pool_destroy(pool); /* waits for anything still running */
+    return failed ? 1 : 0;
+}
