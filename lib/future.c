@@ -3,24 +3,28 @@
  * completion, cancellation, done callbacks and reference counts.
  *
  * DESIGN: a task and its future are one block (allocated by gather_submit).
- * Its state word packs a pointer to the newest listener with three flags
- * (internal.h): CLAIMED, DONE, CANCEL_REQ. Every transition is one atomic
- * read-modify-write on that word, so they are totally ordered:
+ * Its state word packs four flags (internal.h: CLAIMED, DONE, CANCEL_REQ,
+ * LISTENED) with the reference count, so every transition and every
+ * reference change is one atomic read-modify-write on that word, totally
+ * ordered with the others:
  *
- *   0 (pending) --worker fetch_or CLAIMED--> CLAIMED (running)
- *   0 (pending) --cancel CAS--> CLAIMED|CANCEL_REQ (being cancelled)
- *   CLAIMED --cancel CAS--> CLAIMED|CANCEL_REQ (running, cancel requested)
- *   CLAIMED[|CANCEL_REQ] --claimer CAS--> DONE|CLAIMED[|CANCEL_REQ], list
- *                                           detached
+ *   pending --worker fetch_or CLAIMED--> running
+ *   pending --cancel CAS CLAIMED|CANCEL_REQ--> being cancelled
+ *   running --cancel CAS CANCEL_REQ--> running, cancel requested
+ *   claimed --claimer CAS DONE (and, with no listener, -1 reference)--> done
  *
- * A listener (done callback, waiter entry, aggregate entry) is pushed with a
- * CAS unless the word says DONE; completion swaps the list out in the same
- * CAS that sets DONE, then fires the listeners oldest first. So each listener
- * fires exactly once, after DONE, and one pushed too late sees DONE and is
- * handled by its caller instead. There is no lock in this file.
+ * Listeners (done callbacks, waiter entries, aggregate entries) live on a
+ * second word, a lock-free stack. A listener first sets LISTENED on the
+ * state word (unless DONE), then pushes itself unless the completer already
+ * closed the list. A completer that sees LISTENED in the CAS that set DONE
+ * swaps the list for the closed marker and fires it oldest first; one that
+ * does not may drop its reference in that same CAS (the fork-join common
+ * case: one RMW to finish a task). Each listener fires exactly once, after
+ * DONE; one that comes too late sees DONE or the closed list, and its
+ * caller handles the done future itself. There is no lock in this file.
  *
  * References: the submitter's (when it asked for the future) and the
- * queue's, dropped by the worker after completion. Whoever completes a
+ * queue's, given up by the worker with the completion. Whoever completes a
  * future holds a reference across the completion (rule: completing may
  * free; read what you need before publishing DONE).
  */
@@ -32,10 +36,12 @@ typedef struct callback_node {
     void *user_data;
 } callback_node;
 
+gather__listener gather__listeners_closed;
+
 void gather__future_init(gather_future *f, uint8_t kind, uint32_t refs)
 {
-    atomic_init(&f->state, 0);
-    atomic_init(&f->refs, refs);
+    atomic_init(&f->state, (uintptr_t)refs << GATHER__REF_SHIFT);
+    atomic_init(&f->listeners, NULL);
     f->kind = kind;
     f->error = EINPROGRESS;
     f->value = NULL;
@@ -48,10 +54,18 @@ void gather__future_init(gather_future *f, uint8_t kind, uint32_t refs)
 
 uintptr_t gather__future_state(const gather_future *f)
 {
-    /* acquire: pairs with the acq_rel CAS in gather__future_complete(); a
-     * reader that sees DONE sees error, value and the task's writes. */
+    /* acquire: pairs with the acq_rel CAS in publish_done(); a reader that
+     * sees DONE sees error, value and the task's writes. */
     return atomic_load_explicit(&((gather_future *)f)->state,
                                 memory_order_acquire);
+}
+
+static void free_future(gather_future *f)
+{
+    if (f->kind == GATHER__TASK)
+        gather__task_free(f); /* recycled on a worker (pool.c) */
+    else
+        gather__free(f); /* an aggregate: one block */
 }
 
 static void fire_all(gather__listener *newest, gather_future *f)
@@ -70,8 +84,10 @@ static void fire_all(gather__listener *newest, gather_future *f)
     }
 }
 
-uintptr_t gather__future_complete(gather_future *f, int error, void *value,
-                                  bool cancel_req)
+/* Publishes the result. Without LISTENED it also subtracts `drop` from the
+ * count, in the same CAS. Returns the state before. */
+static uintptr_t publish_done(gather_future *f, int error, void *value,
+                              bool cancel_req, uintptr_t drop)
 {
     f->error = error;
     f->value = value;
@@ -80,31 +96,69 @@ uintptr_t gather__future_complete(gather_future *f, int error, void *value,
     uintptr_t old = atomic_load_explicit(&f->state, memory_order_relaxed);
     uintptr_t next;
     do {
-        next = (old & GATHER__FLAGS) | add;
+        next = (old | add) - ((old & GATHER__LISTENED) ? 0 : drop);
         /* acq_rel: release publishes error/value (and the task's writes) to
-         * every acquire reader of DONE; acquire makes the listeners pushed
-         * with release (gather__future_listen) readable here. Failure
-         * relaxed: the loop retries with the fresh value. */
+         * every acquire reader of DONE; acquire orders a free that follows
+         * after the other holders' releases. Failure relaxed: retried. */
     } while (!atomic_compare_exchange_weak_explicit(&f->state, &old, next,
                                                     memory_order_acq_rel,
                                                     memory_order_relaxed));
-    fire_all((gather__listener *)(old & ~GATHER__FLAGS), f);
-    return next;
+    return old;
+}
+
+static void close_and_fire(gather_future *f)
+{
+    /* acq_rel: acquire reads the listeners pushed with release; release
+     * lets a late listener that sees the closed marker read the result. */
+    gather__listener *l = atomic_exchange_explicit(
+        &f->listeners, &gather__listeners_closed, memory_order_acq_rel);
+    fire_all(l, f);
+}
+
+void gather__future_complete(gather_future *f, int error, void *value,
+                             bool cancel_req)
+{
+    if (publish_done(f, error, value, cancel_req, 0) & GATHER__LISTENED)
+        close_and_fire(f);
+}
+
+void gather__future_complete_release(gather_future *f, int error, void *value,
+                                     bool cancel_req)
+{
+    uintptr_t old = publish_done(f, error, value, cancel_req, GATHER__REF_ONE);
+    if (old & GATHER__LISTENED) {
+        close_and_fire(f); /* our reference is still held */
+        gather_future_release(f);
+    } else if (gather__refs(old) == 1) {
+        free_future(f); /* ours was the last reference */
+    }
+    /* Otherwise our reference went with DONE: f is not touched again. */
 }
 
 bool gather__future_listen(gather_future *f, gather__listener *l)
 {
-    uintptr_t old = atomic_load_explicit(&f->state, memory_order_acquire);
-    do {
-        if (old & GATHER__DONE)
+    uintptr_t s = atomic_load_explicit(&f->state, memory_order_acquire);
+    while (!(s & GATHER__LISTENED)) {
+        if (s & GATHER__DONE)
             return false;
-        l->next = (gather__listener *)(old & ~GATHER__FLAGS);
-        /* acq_rel on success: release publishes *l to the completer.
-         * acquire on failure: a DONE seen here makes the result readable
-         * by our caller. */
-    } while (!atomic_compare_exchange_weak_explicit(
-        &f->state, &old, (uintptr_t)l | (old & GATHER__FLAGS),
-        memory_order_acq_rel, memory_order_acquire));
+        /* acq_rel: orders our push after the flag, and (acquire on
+         * failure) a DONE read here makes the result readable. */
+        if (atomic_compare_exchange_weak_explicit(&f->state, &s,
+                                                  s | GATHER__LISTENED,
+                                                  memory_order_acq_rel,
+                                                  memory_order_acquire))
+            break;
+    }
+    gather__listener *head = atomic_load_explicit(&f->listeners,
+                                                  memory_order_acquire);
+    do {
+        if (head == &gather__listeners_closed)
+            return false; /* acquire: the completer's exchange published */
+        l->next = head;
+        /* release (in acq_rel): publishes *l to the completer's exchange. */
+    } while (!atomic_compare_exchange_weak_explicit(&f->listeners, &head, l,
+                                                    memory_order_acq_rel,
+                                                    memory_order_acquire));
     return true;
 }
 
@@ -155,7 +209,8 @@ bool gather_future_cancelled(const gather_future *f)
 gather_future *gather_future_retain(gather_future *f)
 {
     if (f != NULL) /* relaxed: the caller already holds a reference */
-        atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&f->state, GATHER__REF_ONE,
+                                  memory_order_relaxed);
     return f;
 }
 
@@ -163,19 +218,18 @@ void gather_future_release(gather_future *f)
 {
     if (f == NULL)
         return;
-    /* A count of 1 is ours alone: nobody else can retain or release, so the
-     * RMW is skipped (acquire: every other holder's release happened-before,
-     * so their uses precede the free). Otherwise acq_rel: release orders
-     * this holder's uses before the free; acquire (taken by the last holder)
-     * orders the free after everyone's uses. An acq_rel RMW, not release +
-     * acquire fence: ThreadSanitizer does not model fences. */
-    if (atomic_load_explicit(&f->refs, memory_order_acquire) == 1 ||
-        atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1) {
-        if (f->kind == GATHER__TASK)
-            gather__task_free(f); /* recycled on a worker (pool.c) */
-        else
-            gather__free(f); /* an aggregate: one block */
-    }
+    /* A count of 1 is ours alone: nobody else can retain, release or
+     * complete (a completer holds a reference), so the RMW is skipped
+     * (acquire: every other holder's release happened-before, so their uses
+     * precede the free). Otherwise acq_rel: release orders this holder's
+     * uses before the free; acquire (taken by the last holder) orders the
+     * free after everyone's uses. An acq_rel RMW rather than release plus
+     * an acquire fence: ThreadSanitizer does not model fences. */
+    uintptr_t s = atomic_load_explicit(&f->state, memory_order_acquire);
+    if (gather__refs(s) == 1 ||
+        gather__refs(atomic_fetch_sub_explicit(&f->state, GATHER__REF_ONE,
+                                               memory_order_acq_rel)) == 1)
+        free_future(f);
 }
 
 /* ---- cancellation ------------------------------------------------------- */

@@ -237,7 +237,7 @@ int gather_all(gather_future *const futures[], size_t n, unsigned flags,
             hit = true;
     }
     if (skipped > 0) {
-        atomic_fetch_sub_explicit(&a->base.refs, (uint32_t)skipped,
+        atomic_fetch_sub_explicit(&a->base.state, skipped * GATHER__REF_ONE,
                                   memory_order_relaxed); /* we hold two more */
         if (atomic_fetch_sub_explicit(&a->remaining, skipped,
                                       memory_order_acq_rel) == skipped)

@@ -162,33 +162,39 @@ bool gather__sleep_quiescent(gather__sleep *s, size_t n,
 /* ---- future.c ----------------------------------------------------------- */
 
 /*
- * Future state word: a pointer to the newest listener (listeners are
- * 8-aligned) or'ed with three flags.
+ * Future state word: four flags in the low bits, the reference count above.
  *   CLAIMED     someone owns the completion: a worker runs the task, or a
  *               canceller completes it. Set once, never cleared.
- *   DONE        error and value are published; the list is detached and
- *               will never be used again. Implies CLAIMED.
+ *   DONE        error and value are published. Implies CLAIMED.
  *   CANCEL_REQ  a cancel was requested (set by gather_future_cancel).
+ *   LISTENED    a listener was added (its own word, `listeners`): completion
+ *               must take that list and fire it. Without it, completion is
+ *               one CAS that also drops the completer's reference.
  */
 #define GATHER__CLAIMED ((uintptr_t)1)
 #define GATHER__DONE ((uintptr_t)2)
 #define GATHER__CANCEL_REQ ((uintptr_t)4)
-#define GATHER__FLAGS ((uintptr_t)7)
+#define GATHER__LISTENED ((uintptr_t)8)
+#define GATHER__REF_SHIFT 4
+#define GATHER__REF_ONE ((uintptr_t)1 << GATHER__REF_SHIFT)
+#define gather__refs(state) ((state) >> GATHER__REF_SHIFT)
 
 typedef struct gather__listener gather__listener;
 /* Called once, by the completing thread, after DONE is published. May free
  * the listener. `f` stays valid during the call. */
 typedef void (*gather__fire_fn)(gather__listener *self, gather_future *f);
 struct gather__listener {
-    alignas(8) gather__listener *next;
+    gather__listener *next;
     gather__fire_fn fire;
 };
+/* The value of a future's `listeners` once its completer took the list. */
+extern gather__listener gather__listeners_closed;
 
 enum { GATHER__TASK = 1, GATHER__AGGREGATE = 2 };
 
 struct gather_future {
-    _Atomic uintptr_t state;          /* see above */
-    _Atomic uint32_t refs;
+    _Atomic uintptr_t state;          /* flags and references, see above */
+    _Atomic(gather__listener *) listeners; /* newest first, or closed */
     uint8_t kind;                     /* GATHER__TASK / GATHER__AGGREGATE */
     int error;                        /* written by the claimer before DONE */
     void *value;                      /* idem */
@@ -202,11 +208,15 @@ struct gather_future {
 /* Initialises a future with `refs` references, not claimed. */
 void gather__future_init(gather_future *f, uint8_t kind, uint32_t refs);
 /* The claimer publishes the result: DONE, then listeners and callbacks in
- * the order they were added. Returns the final state flags. The caller must
- * hold a reference across the call. `cancel_req` ors CANCEL_REQ in. */
-uintptr_t gather__future_complete(gather_future *f, int error, void *value,
-                                  bool cancel_req);
-/* Pushes `l` on f's listener list unless f is done; false when done. */
+ * the order they were added. The caller must hold a reference across the
+ * call. `cancel_req` ors CANCEL_REQ in. */
+void gather__future_complete(gather_future *f, int error, void *value,
+                             bool cancel_req);
+/* The same, and gives up the caller's reference (f may be gone after). */
+void gather__future_complete_release(gather_future *f, int error, void *value,
+                                     bool cancel_req);
+/* Adds `l` to f's listeners unless f is done; false when done (then the
+ * result is readable). */
 bool gather__future_listen(gather_future *f, gather__listener *l);
 /* Acquire load of the state word. */
 uintptr_t gather__future_state(const gather_future *f);

@@ -366,8 +366,7 @@ static void run_task(gather__worker *w, gather_future *f)
     gather_pool *p = w->pool;
     if (gather__pool_cancelling(p)) {
         bump(&w->cancelled);
-        gather__future_complete(f, ECANCELED, NULL, true);
-        gather_future_release(f);
+        gather__future_complete_release(f, ECANCELED, NULL, true);
         return;
     }
     /* relaxed: compared only by this thread (gather__future_blocked_by_caller)
@@ -380,8 +379,9 @@ static void run_task(gather__worker *w, gather_future *f)
     tls_current = outer;
     bump(&w->completed); /* counted before DONE, as SPEC.md asks */
     bool cancel_req = rc == ECANCELED && gather__pool_cancelling(p);
-    gather__future_complete(f, rc, result, cancel_req);
-    gather_future_release(f); /* the queue's reference */
+    /* Completes and gives up the queue's reference, in one CAS when
+     * nobody listens (future.c). */
+    gather__future_complete_release(f, rc, result, cancel_req);
 }
 
 bool gather__worker_help_local(gather__worker *w)
