@@ -109,7 +109,8 @@ typedef struct gather_pool_options {
  * Errors:
  *   EINVAL  pool is NULL, threads > 1024, or a stack size the system refuses.
  *   ENOMEM  out of memory; nothing was created.
- *   EAGAIN  a thread could not be started; nothing was created.
+ *   EAGAIN  a thread could not be started (also a stack size too large to
+ *           map); nothing was created.
  */
 GATHER_API int gather_pool_create(gather_pool **pool,
                                   const gather_pool_options *opts);
@@ -194,11 +195,19 @@ GATHER_API int gather_submit(gather_pool *pool, gather_fn fn, void *arg,
  *   EINVAL   f is NULL.
  *   EDEADLK  the calling task waits for its own future, or for a task that
  *            runs beneath it on the same thread (a wait that could never
- *            end).
+ *            end). Helping can place an unrelated task beneath a waiting
+ *            one, so a task that waits for a future that is not its own
+ *            subtask may get EDEADLK where, on another run, it would have
+ *            waited; fork-join (waiting for one's own subtasks) never does.
+ *            For the same reason, do not hold a lock across a wait that
+ *            another task of the pool may need. Not detected: a wait on an
+ *            aggregate that contains the caller's own future.
  *   ENOMEM   the future is not done and the wait record could not be
  *            allocated (gather_future_done() tells this from a task that
- *            returned ENOMEM). Only possible on a thread's first blocking
- *            wait or a wait nested in another.
+ *            returned ENOMEM). A thread reuses one small wait record, so
+ *            this needs an allocation only on its first blocking wait, in
+ *            nested waits, or while a timed-out wait's record is still
+ *            held by its futures.
  */
 GATHER_API int gather_future_wait(gather_future *f, void **value);
 
@@ -228,7 +237,9 @@ GATHER_API void *gather_future_value(const gather_future *f);
  * task cannot be stopped: the call sets the flag gather_cancel_requested()
  * reports to it and returns false. A done future: false, nothing changes.
  * An aggregate (gather_all) that is not done: cancels its children that are
- * not finished, completes with ECANCELED, returns true. NULL: false.
+ * not finished, completes with ECANCELED, returns true; false when its last
+ * child is completing it at that moment (it is then done an instant later,
+ * with that child's outcome). NULL: false.
  */
 GATHER_API bool gather_future_cancel(gather_future *f);
 

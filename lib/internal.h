@@ -134,7 +134,7 @@ void gather__unpark(gather__parker *p);
 
 typedef struct gather__sleep {
     pthread_mutex_t lock;             /* guards the list and idle */
-    gather__parker *head;             /* guarded by lock */
+    gather__parker *head, *tail;      /* guarded by lock: idle ones first */
     size_t idle;                      /* guarded by lock: registered idle workers */
     _Atomic size_t sleepers;          /* registered parkers; read without lock */
 } gather__sleep;
@@ -234,6 +234,8 @@ gather_pool *gather__worker_pool(const gather__worker *w);
 gather_pool *gather__pool_resolve(const gather_pool *pool, int *err);
 /* One step of helping from w's own deque only (the fork-join fast path). */
 bool gather__worker_help_local(gather__worker *w);
+/* Deep in nested tasks: waits help only from their own deque. */
+bool gather__worker_helps_locally_only(void);
 /* One step of helping: finds a task of w's pool and runs it. */
 bool gather__worker_help(gather__worker *w);
 /* Is there work w could take (a hint, cheap)? */

@@ -88,6 +88,7 @@ struct gather_pool {
     pthread_mutex_t drain_lock;
     pthread_cond_t drain_cond;
     bool drained; /* guarded by drain_lock */
+    size_t shutdown_waiters; /* guarded by drain_lock: threads in shutdown */
 
     /* Counters for threads that are not workers of this pool. */
     alignas(GATHER__CACHELINE) _Atomic uint64_t ext_submitted;
@@ -109,6 +110,21 @@ _Static_assert(sizeof(gather__worker) % GATHER__CACHELINE == 0,
 #endif
 static GATHER_TLS gather__worker *tls_worker;
 static GATHER_TLS gather_future *tls_current; /* innermost running task */
+static GATHER_TLS unsigned tls_depth; /* tasks running on this thread's stack */
+static GATHER_TLS uintptr_t tls_stack_low, tls_stack_high; /* worker's stack */
+
+/*
+ * Helping nests a task on the waiting task's stack. For the tasks of the
+ * worker's own deque (its own spawns) the depth is that of the program's
+ * recursion. Unrelated tasks (the injection queue, other workers' deques)
+ * can nest without bound (each may wait in turn), so a wait takes them only
+ * while the stack has HELP_STACK_RESERVE bytes left (a quarter of a smaller
+ * stack), as TBB does; beyond that it helps from its own deque and parks.
+ * HELP_DEPTH_MAX caps the depth where the stack cannot be measured (e.g. a
+ * sanitizer's fake stack).
+ */
+#define HELP_STACK_RESERVE (256 * 1024)
+#define HELP_DEPTH_MAX 4096
 
 static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic(gather_pool *) default_pool;
@@ -206,13 +222,15 @@ void gather__pool_count_cancel(gather_pool *pool)
 
 /*
  * Appends a task; 0, or ESHUTDOWN once the pool stopped taking work from
- * outside. *was_empty: the queue was empty before (read under the lock, so
- * exact). Only that push needs to wake a sleeper: while the queue is not
- * empty, the worker woken for its first task, or an awake worker's
- * re-check before it parks, finds the rest, and a worker that takes from
- * the queue and leaves tasks behind wakes the next (inject_take).
+ * outside. Only a push that makes the queue non-empty (read under the lock,
+ * so exact) wakes a sleeper: while the queue is not empty, the worker woken
+ * for its first task, or an awake worker's re-check before it parks, finds
+ * the rest, and takers pass wake-ups on (find_task). The wake-up is issued
+ * under inject_lock (lock order: inject_lock, then the sleep registry's), so
+ * that once the lock is released the submitter never touches the pool again:
+ * the task may already have run and its waiter destroyed the pool.
  */
-static int inject_push(gather_pool *p, gather_future *f, bool *was_empty)
+static int inject_push(gather_pool *p, gather_future *f)
 {
     gather__lock(&p->inject_lock);
     /* relaxed: stopping is written under inject_lock, which we hold. */
@@ -221,7 +239,7 @@ static int inject_push(gather_pool *p, gather_future *f, bool *was_empty)
         return ESHUTDOWN;
     }
     f->next = NULL;
-    *was_empty = p->inject_head == NULL;
+    bool was_empty = p->inject_head == NULL;
     if (p->inject_tail != NULL)
         p->inject_tail->next = f;
     else
@@ -233,6 +251,8 @@ static int inject_push(gather_pool *p, gather_future *f, bool *was_empty)
                           atomic_load_explicit(&p->inject_len, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     atomic_fetch_add_explicit(&p->ext_submitted, 1, memory_order_relaxed);
+    if (was_empty)
+        gather__sleep_wake_one(&p->sleep);
     gather__unlock(&p->inject_lock);
     return 0;
 }
@@ -374,8 +394,10 @@ static void run_task(gather__worker *w, gather_future *f)
     atomic_store_explicit(&f->runner, w, memory_order_relaxed);
     gather_future *outer = tls_current;
     tls_current = f;
+    tls_depth++;
     void *result = NULL;
     int rc = f->fn(f->arg, &result);
+    tls_depth--;
     tls_current = outer;
     bump(&w->completed); /* counted before DONE, as SPEC.md asks */
     bool cancel_req = rc == ECANCELED && gather__pool_cancelling(p);
@@ -393,8 +415,43 @@ bool gather__worker_help_local(gather__worker *w)
     return true;
 }
 
+bool gather__worker_helps_locally_only(void)
+{
+    /* Only helping inside a running task nests: a worker's own loop (depth
+     * 0) always takes any work, whatever its stack size. */
+    if (tls_depth == 0)
+        return false;
+    if (tls_depth >= HELP_DEPTH_MAX)
+        return true;
+    char probe;
+    uintptr_t here = (uintptr_t)&probe;
+    if (here <= tls_stack_low || here >= tls_stack_high)
+        return false; /* not measurable here: the depth cap decides */
+    size_t size = tls_stack_high - tls_stack_low;
+    size_t reserve = size / 4 < HELP_STACK_RESERVE ? size / 4 : HELP_STACK_RESERVE;
+    return here - tls_stack_low < reserve; /* stacks grow down */
+}
+
+static void record_stack(void)
+{
+#if defined(__GLIBC__)
+    pthread_attr_t attr;
+    void *addr;
+    size_t size;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0)
+        return;
+    if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+        tls_stack_low = (uintptr_t)addr;
+        tls_stack_high = (uintptr_t)addr + size;
+    }
+    pthread_attr_destroy(&attr);
+#endif
+}
+
 bool gather__worker_help(gather__worker *w)
 {
+    if (gather__worker_helps_locally_only())
+        return gather__worker_help_local(w);
     gather_future *f = find_task(w);
     if (f == NULL)
         return false;
@@ -477,6 +534,7 @@ static void *worker_main(void *arg)
 {
     gather__worker *w = arg;
     tls_worker = w;
+    record_stack();
     name_thread(w);
     for (;;) {
         if (gather__worker_help(w))
@@ -626,7 +684,6 @@ static int pool_create(gather_pool **out, const gather_pool_options *opts,
     if (threads == 0)
         threads = cpu_count();
     const char *name = opts != NULL && opts->name != NULL ? opts->name : "gather";
-    gather__allocator_freeze();
     gather__barrier_init();
 
     gather_pool *p = gather__malloc_aligned(sizeof *p, GATHER__CACHELINE);
@@ -665,6 +722,10 @@ static int pool_create(gather_pool **out, const gather_pool_options *opts,
         free_pool(p, ready);
         return rc;
     }
+    /* A pool exists from here on: its blocks must be freed by the allocator
+     * that made them, so the allocator can no longer change. (A failed
+     * create freed everything it allocated.) */
+    gather__allocator_freeze();
     *out = p;
     return 0;
 
@@ -711,8 +772,11 @@ int gather_pool_shutdown(gather_pool *pool, unsigned flags)
     gather__sleep_wake_all(&pool->sleep);
     check_drained(pool);
     gather__lock(&pool->drain_lock);
+    pool->shutdown_waiters++;
     while (!pool->drained)
         pthread_cond_wait(&pool->drain_cond, &pool->drain_lock);
+    pool->shutdown_waiters--;
+    pthread_cond_broadcast(&pool->drain_cond); /* a destroy may wait for us */
     gather__unlock(&pool->drain_lock);
     return 0;
 }
@@ -722,6 +786,15 @@ int gather_pool_destroy(gather_pool *pool)
     int rc = gather_pool_shutdown(pool, 0);
     if (rc != 0)
         return rc;
+    /* Other threads may still be returning from gather_pool_shutdown() on
+     * this pool, or from a submit that was refused (it held inject_lock):
+     * let them leave before the pool is freed. */
+    gather__lock(&pool->drain_lock);
+    while (pool->shutdown_waiters > 0)
+        pthread_cond_wait(&pool->drain_cond, &pool->drain_lock);
+    gather__unlock(&pool->drain_lock);
+    gather__lock(&pool->inject_lock);
+    gather__unlock(&pool->inject_lock);
     stop_threads(pool);
     free_pool(pool, pool->nthreads);
     return 0;
@@ -801,7 +874,6 @@ int gather_submit(gather_pool *pool, gather_fn fn, void *arg,
     f->fn = fn;
     f->arg = arg;
     f->pool = p;
-    bool wake = true;
     if (w != NULL) {
         bump(&w->submitted); /* before the push: a thief may finish it first */
         if (gather__deque_push_owner(&w->deque, f) != 0) {
@@ -811,21 +883,20 @@ int gather_submit(gather_pool *pool, gather_fn fn, void *arg,
             gather__task_free(f);
             return ENOMEM;
         }
+        /* On our own deque: the pool cannot be destroyed while this task
+         * runs, so waking after the push is safe. */
+        gather__sleep_wake_one(&p->sleep);
     } else {
-        bool was_empty;
-        int rc = inject_push(p, f, &was_empty);
+        int rc = inject_push(p, f); /* wakes under its lock */
         if (rc != 0) {
             gather__task_free(f);
             return rc;
         }
-        wake = was_empty;
     }
     /* With a NULL `future` the task may already be finished and freed: f is
-     * not touched again below. */
+     * not touched again below, nor is the pool. */
     if (future != NULL)
         *future = f;
-    if (wake)
-        gather__sleep_wake_one(&p->sleep);
     return 0;
 }
 
@@ -894,11 +965,11 @@ size_t gather__submit_batch(gather_pool *p, gather_fn fn, void *const args[],
                           atomic_load_explicit(&p->inject_len, memory_order_relaxed) + made,
                           memory_order_relaxed);
     atomic_fetch_add_explicit(&p->ext_submitted, made, memory_order_relaxed);
-    gather__unlock(&p->inject_lock);
-    /* Several at once: wake as many sleepers as tasks (see inject_push for
-     * why a push onto a non-empty queue needs no wake-up). */
+    /* Several at once: wake as many sleepers as tasks, under the lock (see
+     * inject_push for both points). */
     if (was_empty)
         gather__sleep_wake_n(&p->sleep, made);
+    gather__unlock(&p->inject_lock);
     if (made < k)
         *err = ENOMEM;
     return made;

@@ -159,7 +159,7 @@ int gather__sleep_init(gather__sleep *s)
     int rc = pthread_mutex_init(&s->lock, NULL);
     if (rc != 0)
         return rc;
-    s->head = NULL;
+    s->head = s->tail = NULL;
     s->idle = 0;
     atomic_init(&s->sleepers, 0);
     return 0;
@@ -179,6 +179,8 @@ static void unlink_parker(gather__sleep *s, gather__parker *p)
         s->head = p->next;
     if (p->next != NULL)
         p->next->prev = p->prev;
+    else
+        s->tail = p->prev;
     p->prev = p->next = NULL;
     p->registered = false;
     if (p->idle)
@@ -187,27 +189,44 @@ static void unlink_parker(gather__sleep *s, gather__parker *p)
     atomic_fetch_sub_explicit(&s->sleepers, 1, memory_order_relaxed);
 }
 
+/*
+ * Idle workers go to the head of the list, waiting tasks to the tail:
+ * wakers take the head, so new work goes to an idle worker first, and to a
+ * task parked in a wait (which would run it on top of itself, delaying its
+ * own return) only when no idle worker sleeps.
+ */
 size_t gather__sleep_enter(gather__sleep *s, gather__parker *p, bool idle)
 {
     gather__lock(&s->lock);
     p->idle = idle;
     p->registered = true;
-    p->prev = NULL;
-    p->next = s->head;
-    if (s->head != NULL)
-        s->head->prev = p;
-    s->head = p;
-    if (idle)
+    if (idle) {
+        p->prev = NULL;
+        p->next = s->head;
+        if (s->head != NULL)
+            s->head->prev = p;
+        else
+            s->tail = p;
+        s->head = p;
         s->idle++;
+    } else {
+        p->next = NULL;
+        p->prev = s->tail;
+        if (s->tail != NULL)
+            s->tail->next = p;
+        else
+            s->head = p;
+        s->tail = p;
+    }
     size_t n_idle = s->idle;
     /* seq_cst: the sleeper's half of the Dekker pattern; ordered before the
      * re-check of the queues that the caller does next. */
     atomic_fetch_add_explicit(&s->sleepers, 1, memory_order_seq_cst);
     gather__unlock(&s->lock);
     /* The sleeper's barrier, pairing with light_barrier() in
-     * gather__sleep_wake_one(): with two seq_cst fences, whichever comes
+     * gather__sleep_wake_n(): with two seq_cst fences, whichever comes
      * second in the single total order sees the other side's write (C11
-     * 7.17.4, the rule on fences X and Y); with membarrier, the submitter's
+     * 7.17.3, the rule on fences X and Y); with membarrier, the submitter's
      * compiler barrier is promoted to a full barrier (docs/design.md). */
     heavy_barrier();
     return n_idle;

@@ -108,10 +108,14 @@ static gather__waitset *ws_get(size_t n)
     return ws_alloc(n);
 }
 
+/* Largest waitset a thread keeps as its spare (entries): a bigger one,
+ * made for one long list, is freed after use rather than kept forever. */
+#define SPARE_MAX 1024
+
 /* Gives the caller's reference back: into the spare slot, or released. */
 static void ws_put(gather__waitset *ws)
 {
-    if (!spare_key_ok) {
+    if (!spare_key_ok || ws->capacity > SPARE_MAX) {
         ws_release(ws);
         return;
     }
@@ -252,11 +256,14 @@ static void arm(gather__waitset *ws, gather_future *const fs[], size_t n,
 void gather__deadline(struct timespec *ts, uint64_t timeout_ns)
 {
     clock_gettime(CLOCK_MONOTONIC, ts);
-    /* Saturate far in the future (about 290 years) instead of overflowing. */
-    uint64_t max_s = (uint64_t)1 << 33;
+    /* Saturate at the largest time_t (minus a second for the carry below)
+     * instead of overflowing; time_t may be 32 or 64 bits. */
+    uint64_t time_max = sizeof(time_t) >= 8 ? (uint64_t)INT64_MAX
+                                            : (uint64_t)INT32_MAX;
+    uint64_t room = time_max - (uint64_t)ts->tv_sec - 1;
     uint64_t s = timeout_ns / 1000000000u;
-    if (s > max_s)
-        s = max_s;
+    if (s > room)
+        s = room;
     ts->tv_sec += (time_t)s;
     ts->tv_nsec += (long)(timeout_ns % 1000000000u);
     if (ts->tv_nsec >= 1000000000L) {
@@ -290,9 +297,20 @@ static bool triggered(gather__waitset *ws)
 
 /* On a pool thread with the waitset armed: help, or park until new work or
  * the condition. Returns false on timeout. */
+static bool parked_sleep(gather__waitset *ws, const struct timespec *deadline);
+
 static bool helping_sleep(gather__worker *w, gather__waitset *ws,
                           const struct timespec *deadline)
 {
+    if (gather__worker_helps_locally_only()) {
+        /* Too deep to take other work: run what is left of our own deque
+         * (nothing can be added to it while we wait), then park for the
+         * condition alone, out of the registry, so that no wake-up meant
+         * for work is swallowed here. */
+        while (!triggered(ws) && gather__worker_help(w))
+            ;
+        return parked_sleep(ws, deadline);
+    }
     gather__sleep *s = gather__worker_sleep(w);
     bool woken_for_work = false;
     bool in_time = true;
@@ -343,9 +361,16 @@ int gather__wait(gather_future *const fs[], size_t n,
     gather__worker *w = gather__worker_self();
     gather__waitset *ws = NULL;
 
+    /* A task listing its own future (or one beneath it) gets EDEADLK at
+     * once, before any other answer, except wait_any, which answers with a
+     * done entry when there is one (as documented). */
+    if (mode != GATHER__WAIT_ANY && w != NULL && waits_on_caller(fs, n)) {
+        rc = EDEADLK;
+        goto out;
+    }
     if (check_full(fs, n, mode, &pg))
         goto out;
-    if (w != NULL && waits_on_caller(fs, n)) {
+    if (mode == GATHER__WAIT_ANY && w != NULL && waits_on_caller(fs, n)) {
         rc = EDEADLK;
         goto out;
     }

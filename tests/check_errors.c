@@ -120,6 +120,24 @@ START_TEST(test_replace_allocator_half_null_pair_is_einval)
 }
 END_TEST
 
+static void *refusing_malloc(size_t size)
+{
+    (void)size;
+    return NULL;
+}
+
+START_TEST(test_failed_pool_create_leaves_allocator_replaceable)
+{
+    /* No pool exists yet. A create that fails (here for memory) creates no
+     * pool, so the allocator may still be replaced afterwards. */
+    ck_assert_int_eq(gather_replace_allocator(refusing_malloc, free), 0);
+    gather_pool *p = (gather_pool *)&p; /* not NULL: must be reset */
+    ck_assert_int_eq(gather_pool_create(&p, NULL), ENOMEM);
+    ck_assert_ptr_null(p);
+    ck_assert_int_eq(gather_replace_allocator(NULL, NULL), 0);
+}
+END_TEST
+
 START_TEST(test_replace_allocator_after_a_pool_existed_is_ebusy)
 {
     gather_pool *p = tu_pool(1);
@@ -660,6 +678,7 @@ int main(void)
     TCase *tc = tcase_create("allocator");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_replace_allocator_half_null_pair_is_einval);
+    tcase_add_test(tc, test_failed_pool_create_leaves_allocator_replaceable);
     tcase_add_test(tc, test_replace_allocator_after_a_pool_existed_is_ebusy);
     suite_add_tcase(s, tc);
 

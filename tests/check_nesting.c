@@ -693,6 +693,134 @@ START_TEST(test_pool_threads_reports_thread_count)
 }
 END_TEST
 
+/* ---- review regressions ---------------------------------------------------- */
+
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define MANY_WAITERS 3000
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define MANY_WAITERS 3000
+#endif
+#endif
+#ifndef MANY_WAITERS
+#define MANY_WAITERS 20000
+#endif
+
+typedef struct shared_wait {
+    gather_future *shared; /* a gated task every waiter waits for */
+    tu_count entered;
+} shared_wait;
+
+static int task_wait_shared(void *arg, void **result)
+{
+    shared_wait *sw = arg;
+    tu_count_add(&sw->entered, 1);
+    void *v = NULL;
+    int rc = gather_future_wait(sw->shared, &v);
+    *result = v;
+    return rc;
+}
+
+typedef struct map_call {
+    gather_pool *pool;
+    void **args;
+    gather_result *results;
+    int rc;
+} map_call;
+
+static void *run_map(void *arg)
+{
+    map_call *m = arg;
+    m->rc = gather_map(m->pool, task_wait_shared, m->args, MANY_WAITERS,
+                       m->results, GATHER_RETURN_ERRORS);
+    return NULL;
+}
+
+/* Many queued tasks that each wait for one gated task: helping must not
+ * nest them without bound on a worker's stack (it used to overflow). The
+ * stack is small on purpose; the gate opens once helping has nested some. */
+START_TEST(test_helping_many_waiters_does_not_overflow_small_stack)
+{
+    gather_pool_options o = {0};
+    o.threads = 2;
+    o.stack_size = 512 * 1024;
+    gather_pool *p = NULL;
+    ck_assert_int_eq(gather_pool_create(&p, &o), 0);
+    tu_gate gate;
+    tu_gate_init(&gate);
+    tu_gated held = {.gate = &gate, .value = &gate};
+    shared_wait sw;
+    tu_count_init(&sw.entered);
+    ck_assert_int_eq(gather_submit(p, tu_task_gated, &held, &sw.shared), 0);
+
+    map_call m = {.pool = p};
+    m.args = malloc(MANY_WAITERS * sizeof *m.args);
+    m.results = malloc(MANY_WAITERS * sizeof *m.results);
+    ck_assert_ptr_nonnull(m.args);
+    ck_assert_ptr_nonnull(m.results);
+    for (size_t i = 0; i < MANY_WAITERS; i++)
+        m.args[i] = &sw;
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, run_map, &m), 0);
+    /* A waiter has started on the free worker (how many nest depends on
+     * frame sizes: sanitizers nest fewer). */
+    ck_assert_int_eq(tu_count_wait(&sw.entered, 1), 0);
+    tu_gate_open(&gate);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(m.rc, 0);
+    for (size_t i = 0; i < MANY_WAITERS; i++) {
+        ck_assert_int_eq(m.results[i].error, 0);
+        ck_assert_ptr_eq(m.results[i].value, &gate);
+    }
+    ck_assert_int_eq(tu_count_get(&sw.entered), MANY_WAITERS);
+    gather_future_release(sw.shared);
+    ck_assert_int_eq(gather_pool_destroy(p), 0);
+    free(m.args);
+    free(m.results);
+    tu_count_destroy(&sw.entered);
+    tu_gate_destroy(&gate);
+}
+END_TEST
+
+typedef struct self_list {
+    gather_future *self;
+    tu_gate ready; /* opened once `self` is stored */
+    int rc;
+} self_list;
+
+/* A task listing its own future next to an already failed one gets
+ * EDEADLK, not the other future's failure: EDEADLK comes first. */
+static int task_gather_self_and_failed(void *arg, void **result)
+{
+    self_list *sl = arg;
+    (void)result;
+    tu_gate_wait(&sl->ready);
+    gather_future *failed = NULL;
+    if (gather_submit(gather_current_pool(), tu_task_fail, (void *)(intptr_t)7,
+                      &failed) != 0)
+        return -1;
+    (void)gather_future_wait(failed, NULL); /* done, with code 7 */
+    gather_future *list[2] = {sl->self, failed};
+    sl->rc = gather_futures(list, 2, NULL, 0);
+    gather_future_release(failed);
+    return 0;
+}
+
+START_TEST(test_self_in_list_with_failed_future_is_edeadlk_first)
+{
+    gather_pool *p = tu_pool(1);
+    self_list sl = {.rc = -1};
+    tu_gate_init(&sl.ready);
+    ck_assert_int_eq(gather_submit(p, task_gather_self_and_failed, &sl, &sl.self), 0);
+    tu_gate_open(&sl.ready);
+    ck_assert_int_eq(gather_future_wait(sl.self, NULL), 0);
+    ck_assert_int_eq(sl.rc, EDEADLK);
+    gather_future_release(sl.self);
+    ck_assert_int_eq(gather_pool_destroy(p), 0);
+    tu_gate_destroy(&sl.ready);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("nesting");
@@ -717,6 +845,8 @@ int main(void)
     tcase_add_test(th, test_nested_fan_out_on_one_thread_pool);
     tcase_add_test(th, test_deep_chain_of_waits_on_one_thread_pool);
     tcase_add_test(th, test_wait_any_inside_task_helps);
+    tcase_add_test(th, test_helping_many_waiters_does_not_overflow_small_stack);
+    tcase_add_test(th, test_self_in_list_with_failed_future_is_edeadlk_first);
     suite_add_tcase(s, th);
 
     TCase *tc = tcase_create("cross_pool");
