@@ -1,0 +1,48 @@
+/* fib(n) on oneTBB, one task per call: tbb::task_group run(fib(n-1)),
+ * fib(n-2) inline, wait(). At or below `cutoff`, sequential. Runs in a
+ * task_arena of `threads` slots (main thread included). */
+#include <tbb/task_arena.h>
+#include <tbb/task_group.h>
+
+#include "common.h"
+
+static long g_cutoff;
+
+static long fib_par(long n)
+{
+    if (n < 2)
+        return n;
+    if (n <= g_cutoff)
+        return fib_seq(n);
+    long x, y;
+    tbb::task_group g;
+    g.run([&] { x = fib_par(n - 1); });
+    y = fib_par(n - 2);
+    g.wait();
+    return x + y;
+}
+
+int main(int argc, char **argv)
+{
+    bench_opts o = bench_parse(argc, argv);
+    long n = bench_arg(argc, argv, "n", 32);
+    g_cutoff = bench_arg(argc, argv, "cutoff", 0);
+    long expect = fib_expected(n), spawns = fib_spawns(n, g_cutoff);
+    char name[64];
+    fib_case(n, g_cutoff, name, sizeof name);
+    tbb::task_arena arena(o.threads);
+
+    for (int r = 0; r < o.warmup + o.reps; r++) {
+        long v = 0;
+        uint64_t t0 = bench_now_ns();
+        arena.execute([&] { v = fib_par(n); });
+        uint64_t t1 = bench_now_ns();
+        if (v != expect)
+            bench_fail("fib(%ld) = %ld, expected %ld", n, v, expect);
+        if (r >= o.warmup)
+            bench_report(name, "tbb", o.threads, bench_ms(t0, t1), "ms",
+                         "n=%ld cutoff=%ld spawns=%ld ns_per_spawn=%.1f", n, g_cutoff, spawns,
+                         spawns ? (double)(t1 - t0) / (double)spawns : 0.0);
+    }
+    return 0;
+}
