@@ -158,16 +158,6 @@ int gather__deque_steal(gather__deque *d, void **item)
     return 0;
 }
 
-size_t gather__deque_room(gather__deque *d)
-{
-    int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
-    /* relaxed: a stale top only underestimates the room. */
-    int64_t t = atomic_load_explicit(&d->top, memory_order_relaxed);
-    gather__deque_buf *a = atomic_load_explicit(&d->buf, memory_order_relaxed);
-    int64_t used = b - t;
-    return used > a->mask ? 0 : (size_t)(a->mask + 1 - used);
-}
-
 bool gather__deque_nonempty(gather__deque *d)
 {
     /* seq_cst: used in the sleep protocol's re-check, which must not be

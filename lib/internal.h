@@ -42,11 +42,16 @@
 #define gather__cpu_relax() ((void)0)
 #endif
 
+/* Sanitizer builds (gcc defines __SANITIZE_*__, clang has __has_feature). */
 #if defined(__SANITIZE_THREAD__)
 #define GATHER__TSAN 1
+#elif defined(__SANITIZE_ADDRESS__)
+#define GATHER__ASAN 1
 #elif defined(__has_feature)
 #if __has_feature(thread_sanitizer)
 #define GATHER__TSAN 1
+#elif __has_feature(address_sanitizer)
+#define GATHER__ASAN 1
 #endif
 #endif
 
@@ -105,8 +110,6 @@ void *gather__deque_pop_owner(gather__deque *d);
 /* Any thread. 0 and *item: took the oldest; ENOENT: empty; EAGAIN: lost a
  * race with another taker, retry. */
 int gather__deque_steal(gather__deque *d, void **item);
-/* Owner only: items that fit without growing the ring. */
-size_t gather__deque_room(gather__deque *d);
 /* Any thread; a hint, exact only when the deque is quiescent. */
 bool gather__deque_nonempty(gather__deque *d);
 /* Debug invariant check (owner, or quiescent deque). */
@@ -229,7 +232,6 @@ typedef struct gather__worker gather__worker;
 
 /* The worker this thread is, else NULL. */
 gather__worker *gather__worker_self(void);
-gather_pool *gather__worker_pool(const gather__worker *w);
 /* Resolves NULL to the default pool; NULL and *err set on failure. */
 gather_pool *gather__pool_resolve(const gather_pool *pool, int *err);
 /* One step of helping from w's own deque only (the fork-join fast path). */

@@ -7,8 +7,8 @@
  * submits to the pool's injection queue, a mutex-protected FIFO. A worker
  * looks for work in its own deque (newest first), then the injection queue,
  * then steals the oldest task of another worker, starting at a random
- * victim. Finding none, it spins briefly, then parks (sleep.c); each
- * submission wakes at most one parked thread.
+ * victim. Finding none, it spins briefly, then parks (sleep.c); a
+ * submission wakes at most one parked thread per task.
  *
  * Drain: shutdown sets `stopping` under the injection lock, after which no
  * thread outside the pool can add work. The pool is drained when all its
@@ -19,10 +19,12 @@
  * `drained`. Nothing is counted per task for it.
  *
  * Locks: inject_lock guards the injection queue and the store to
- * `stopping`; drain_lock guards `drained`; the default-pool lock guards the
- * creation of the default pool. None is held while another lock is taken,
- * except that gather__sleep_quiescent() reads the queues' atomics (not
- * their locks) under the registry lock.
+ * `stopping`; drain_lock guards `drained` and `shutdown_waiters`; the
+ * default-pool lock guards the creation of the default pool. Nesting: a
+ * submitter wakes sleepers under inject_lock (inject_lock, then the sleep
+ * registry's lock, then a parker's; see inject_push). No other lock is held
+ * while another is taken; gather__sleep_quiescent() reads the queues'
+ * atomics (not their locks) under the registry lock.
  */
 #include "internal.h"
 
@@ -33,19 +35,14 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Task blocks a worker keeps for reuse (about 80 bytes each). */
+/* Task blocks a worker keeps for reuse (72 bytes each on x86-64). */
 #define BLOCK_CACHE_MAX 1024
 
 /* AddressSanitizer builds free every block, so use-after-free stays
  * detectable; recycling would hide it. */
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef GATHER__ASAN
 #define BLOCK_CACHE 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define BLOCK_CACHE 0
-#endif
-#endif
-#ifndef BLOCK_CACHE
+#else
 #define BLOCK_CACHE 1
 #endif
 
@@ -154,11 +151,6 @@ gather__worker *gather__worker_self(void)
     return tls_worker;
 }
 
-gather_pool *gather__worker_pool(const gather__worker *w)
-{
-    return w->pool;
-}
-
 gather__sleep *gather__worker_sleep(gather__worker *w)
 {
     return &w->pool->sleep;
@@ -221,16 +213,19 @@ void gather__pool_count_cancel(gather_pool *pool)
 /* ---- injection queue ---------------------------------------------------- */
 
 /*
- * Appends a task; 0, or ESHUTDOWN once the pool stopped taking work from
- * outside. Only a push that makes the queue non-empty (read under the lock,
- * so exact) wakes a sleeper: while the queue is not empty, the worker woken
- * for its first task, or an awake worker's re-check before it parks, finds
- * the rest, and takers pass wake-ups on (find_task). The wake-up is issued
- * under inject_lock (lock order: inject_lock, then the sleep registry's), so
- * that once the lock is released the submitter never touches the pool again:
- * the task may already have run and its waiter destroyed the pool.
+ * Appends the chain head..tail of n tasks (linked by next); 0, or ESHUTDOWN
+ * once the pool stopped taking work from outside (the caller still owns the
+ * chain then). Only a push that makes the queue non-empty (read under the
+ * lock, so exact) wakes sleepers, up to n: while the queue is not empty,
+ * a worker woken for its first tasks, or an awake worker's re-check before
+ * it parks, finds the rest, and takers pass wake-ups on (find_task). The
+ * wake-up is issued under inject_lock (lock order: inject_lock, then the
+ * sleep registry's), so that once the lock is released the submitter never
+ * touches the pool again: the tasks may already have run and their waiter
+ * destroyed the pool.
  */
-static int inject_push(gather_pool *p, gather_future *f)
+static int inject_push(gather_pool *p, gather_future *head,
+                       gather_future *tail, size_t n)
 {
     gather__lock(&p->inject_lock);
     /* relaxed: stopping is written under inject_lock, which we hold. */
@@ -238,21 +233,21 @@ static int inject_push(gather_pool *p, gather_future *f)
         gather__unlock(&p->inject_lock);
         return ESHUTDOWN;
     }
-    f->next = NULL;
+    tail->next = NULL;
     bool was_empty = p->inject_head == NULL;
     if (p->inject_tail != NULL)
-        p->inject_tail->next = f;
+        p->inject_tail->next = head;
     else
-        p->inject_head = f;
-    p->inject_tail = f;
+        p->inject_head = head;
+    p->inject_tail = tail;
     /* relaxed: a hint for lock-free readers; the sleep protocol's barriers
      * order it against the sleeper count (sleep.c). */
     atomic_store_explicit(&p->inject_len,
-                          atomic_load_explicit(&p->inject_len, memory_order_relaxed) + 1,
+                          atomic_load_explicit(&p->inject_len, memory_order_relaxed) + n,
                           memory_order_relaxed);
-    atomic_fetch_add_explicit(&p->ext_submitted, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->ext_submitted, n, memory_order_relaxed);
     if (was_empty)
-        gather__sleep_wake_one(&p->sleep);
+        gather__sleep_wake_n(&p->sleep, n);
     gather__unlock(&p->inject_lock);
     return 0;
 }
@@ -852,6 +847,20 @@ gather_pool *gather__pool_resolve(const gather_pool *pool, int *err)
 
 /* ---- submit and stats --------------------------------------------------- */
 
+/* A new task block with `refs` references, or NULL. */
+static gather_future *new_task(gather_pool *p, gather_fn fn, void *arg,
+                               uint32_t refs)
+{
+    gather_future *f = gather__task_alloc();
+    if (f != NULL) {
+        gather__future_init(f, GATHER__TASK, refs);
+        f->fn = fn;
+        f->arg = arg;
+        f->pool = p;
+    }
+    return f;
+}
+
 int gather_submit(gather_pool *pool, gather_fn fn, void *arg,
                   gather_future **future)
 {
@@ -867,13 +876,9 @@ int gather_submit(gather_pool *pool, gather_fn fn, void *arg,
     if (w == NULL && atomic_load_explicit(&p->stopping, memory_order_relaxed))
         return ESHUTDOWN; /* early answer; inject_push decides under the lock */
 
-    gather_future *f = gather__task_alloc();
+    gather_future *f = new_task(p, fn, arg, future != NULL ? 2 : 1);
     if (f == NULL)
         return ENOMEM;
-    gather__future_init(f, GATHER__TASK, future != NULL ? 2 : 1);
-    f->fn = fn;
-    f->arg = arg;
-    f->pool = p;
     if (w != NULL) {
         bump(&w->submitted); /* before the push: a thief may finish it first */
         if (gather__deque_push_owner(&w->deque, f) != 0) {
@@ -887,7 +892,7 @@ int gather_submit(gather_pool *pool, gather_fn fn, void *arg,
          * runs, so waking after the push is safe. */
         gather__sleep_wake_one(&p->sleep);
     } else {
-        int rc = inject_push(p, f); /* wakes under its lock */
+        int rc = inject_push(p, f, f, 1); /* wakes under its lock */
         if (rc != 0) {
             gather__task_free(f);
             return rc;
@@ -898,32 +903,6 @@ int gather_submit(gather_pool *pool, gather_fn fn, void *arg,
     if (future != NULL)
         *future = f;
     return 0;
-}
-
-/* A chain of k new task blocks linked by next, or NULL (all freed). */
-static gather_future *new_tasks(gather_pool *p, gather_fn fn,
-                                void *const args[], size_t k,
-                                gather_future **fs, size_t *made)
-{
-    gather_future *head = NULL, *tail = NULL;
-    size_t i = 0;
-    for (; i < k; i++) {
-        gather_future *f = gather__task_alloc();
-        if (f == NULL)
-            break;
-        gather__future_init(f, GATHER__TASK, 2);
-        f->fn = fn;
-        f->arg = args[i];
-        f->pool = p;
-        if (tail != NULL)
-            tail->next = f;
-        else
-            head = f;
-        tail = f;
-        fs[i] = f;
-    }
-    *made = i;
-    return head;
 }
 
 size_t gather__submit_batch(gather_pool *p, gather_fn fn, void *const args[],
@@ -937,41 +916,24 @@ size_t gather__submit_batch(gather_pool *p, gather_fn fn, void *const args[],
         }
         return k;
     }
-    size_t made;
-    gather_future *head = new_tasks(p, fn, args, k, fs, &made);
-    if (made == 0) {
-        *err = ENOMEM;
+    size_t made = 0;
+    for (; made < k; made++) { /* a chain linked by next, in order */
+        fs[made] = new_task(p, fn, args[made], 2);
+        if (fs[made] == NULL)
+            break;
+        if (made > 0)
+            fs[made - 1]->next = fs[made];
+    }
+    *err = made < k ? ENOMEM : 0;
+    if (made == 0)
+        return 0;
+    int rc = inject_push(p, fs[0], fs[made - 1], made);
+    if (rc != 0) {
+        for (size_t i = 0; i < made; i++)
+            gather__task_free(fs[i]);
+        *err = rc;
         return 0;
     }
-    gather__lock(&p->inject_lock);
-    if (atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
-        gather__unlock(&p->inject_lock);
-        while (head != NULL) {
-            gather_future *next = head->next;
-            gather__task_free(head);
-            head = next;
-        }
-        *err = ESHUTDOWN;
-        return 0;
-    }
-    bool was_empty = p->inject_head == NULL;
-    if (p->inject_tail != NULL)
-        p->inject_tail->next = head;
-    else
-        p->inject_head = head;
-    p->inject_tail = fs[made - 1];
-    p->inject_tail->next = NULL;
-    atomic_store_explicit(&p->inject_len,
-                          atomic_load_explicit(&p->inject_len, memory_order_relaxed) + made,
-                          memory_order_relaxed);
-    atomic_fetch_add_explicit(&p->ext_submitted, made, memory_order_relaxed);
-    /* Several at once: wake as many sleepers as tasks, under the lock (see
-     * inject_push for both points). */
-    if (was_empty)
-        gather__sleep_wake_n(&p->sleep, made);
-    gather__unlock(&p->inject_lock);
-    if (made < k)
-        *err = ENOMEM;
     return made;
 }
 

@@ -265,14 +265,9 @@ void gather__sleep_wake_one(gather__sleep *s)
 
 void gather__sleep_wake_all(gather__sleep *s)
 {
-    light_barrier();
-    gather__lock(&s->lock);
-    while (s->head != NULL) {
-        gather__parker *p = s->head;
-        unlink_parker(s, p);
-        gather__unpark(p);
-    }
-    gather__unlock(&s->lock);
+    /* The flag the sleepers must see (stopping, exiting) was stored before
+     * the call: the same pairing as for a published task. */
+    gather__sleep_wake_n(s, SIZE_MAX);
 }
 
 bool gather__sleep_quiescent(gather__sleep *s, size_t n,

@@ -297,7 +297,14 @@ static bool triggered(gather__waitset *ws)
 
 /* On a pool thread with the waitset armed: help, or park until new work or
  * the condition. Returns false on timeout. */
-static bool parked_sleep(gather__waitset *ws, const struct timespec *deadline);
+static bool parked_sleep(gather__waitset *ws, const struct timespec *deadline)
+{
+    while (!triggered(ws)) {
+        if (gather__park(&ws->parker, deadline) == ETIMEDOUT)
+            return triggered(ws);
+    }
+    return true;
+}
 
 static bool helping_sleep(gather__worker *w, gather__waitset *ws,
                           const struct timespec *deadline)
@@ -340,15 +347,6 @@ static bool helping_sleep(gather__worker *w, gather__waitset *ws,
     if (woken_for_work && gather__worker_work_visible(w))
         gather__sleep_wake_one(s);
     return in_time;
-}
-
-static bool parked_sleep(gather__waitset *ws, const struct timespec *deadline)
-{
-    while (!triggered(ws)) {
-        if (gather__park(&ws->parker, deadline) == ETIMEDOUT)
-            return triggered(ws);
-    }
-    return true;
 }
 
 int gather__wait(gather_future *const fs[], size_t n,
