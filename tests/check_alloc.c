@@ -879,16 +879,8 @@ END_TEST
 
 /* ---- steady state: no allocator call on the spawn/complete path ---------- */
 
-#if defined(__SANITIZE_ADDRESS__)
-#define RECYCLING 0 /* ASan builds free every block, to catch use-after-free */
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define RECYCLING 0
-#endif
-#endif
-#ifndef RECYCLING
-#define RECYCLING 1
-#endif
+/* ASan builds free every block, to catch use-after-free: no recycling. */
+#define RECYCLING (!TU_ASAN)
 
 static int task_fork_join(void *arg, void **result)
 {

@@ -6,17 +6,6 @@
 #include "internal.h"
 #include "testutil.h"
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
-
 /* Items are indices + 1 (NULL means "empty"). */
 #define ITEM(i) ((void *)(uintptr_t)((i) + 1))
 #define INDEX(p) ((size_t)(uintptr_t)(p) - 1)
@@ -135,7 +124,7 @@ static void *thief(void *arg)
 START_TEST(test_concurrent_steals_take_every_item_exactly_once)
 {
     concurrent c;
-    c.n = SANITIZED ? 200000 : 2000000;
+    c.n = TU_SANITIZED ? 200000 : 2000000;
     c.taken = calloc(c.n, sizeof *c.taken);
     ck_assert_ptr_nonnull(c.taken);
     ck_assert_int_eq(gather__deque_init(&c.d, 2), 0); /* grows ~20 times */

@@ -19,11 +19,7 @@ static inline long load_long_(atomic_long *p)
 }
 #define LOAD(p) _Generic((p), atomic_int *: load_int_, atomic_long *: load_long_)(p)
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define SLOW_BUILD 1
-#else
-#define SLOW_BUILD 0
-#endif
+#define SLOW_BUILD TU_SANITIZED
 
 /* ---- helpers ------------------------------------------------------------------ */
 

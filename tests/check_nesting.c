@@ -695,16 +695,7 @@ END_TEST
 
 /* ---- review regressions ---------------------------------------------------- */
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define MANY_WAITERS 3000
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define MANY_WAITERS 3000
-#endif
-#endif
-#ifndef MANY_WAITERS
-#define MANY_WAITERS 20000
-#endif
+#define MANY_WAITERS (TU_SANITIZED ? 3000 : 20000)
 
 typedef struct shared_wait {
     gather_future *shared; /* a gated task every waiter waits for */

@@ -115,13 +115,13 @@ static int run_child(const char *mode, const char *threads, size_t expect)
         if (strncmp(environ[i], "GATHER_THREADS=", 15) == 0 ||
             strncmp(environ[i], "GATHER_TEST_", 12) == 0)
             continue;
-#ifdef __SANITIZE_THREAD__
+#if TU_TSAN
         if (strncmp(environ[i], "TSAN_OPTIONS=", 13) == 0)
             continue;
 #endif
         envp[k++] = environ[i];
     }
-#ifdef __SANITIZE_THREAD__
+#if TU_TSAN
     /* ThreadSanitizer sleeps a second at exit by default. */
     char tsan_var[1024];
     const char *tsan = getenv("TSAN_OPTIONS");

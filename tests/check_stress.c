@@ -25,13 +25,6 @@
 #endif
 #endif
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define ST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define ST_SANITIZED 1
-#endif
-#endif
 
 #define ST_EXTERNAL 4     /* external pthreads */
 #define ST_ROUNDS 1500    /* rounds per external thread at scale 1 */
@@ -475,7 +468,7 @@ static double stress_scale(void)
             return d;
     }
     double scale = 1.0;
-#ifdef ST_SANITIZED
+#if TU_SANITIZED
     scale = 0.25;
 #endif
 #ifdef ST_HAVE_VALGRIND

@@ -24,6 +24,30 @@
 
 #define TU_WATCHDOG_S 30
 
+/* Sanitizer builds (gcc defines __SANITIZE_*__, clang has __has_feature):
+ * suites scale their sizes down under them. */
+#if defined(__SANITIZE_THREAD__)
+#define TU_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TU_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define TU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TU_ASAN 1
+#endif
+#endif
+#ifndef TU_TSAN
+#define TU_TSAN 0
+#endif
+#ifndef TU_ASAN
+#define TU_ASAN 0
+#endif
+#define TU_SANITIZED (TU_TSAN || TU_ASAN)
+
 static inline struct timespec tu_deadline(int seconds)
 {
     struct timespec ts;
