@@ -10,35 +10,12 @@
 
 static int marker_a, marker_b, marker_c;
 
-/* Task: increments the atomic_int at arg, result = arg, returns 0. */
-static int task_count(void *arg, void **result)
-{
-    atomic_fetch_add((atomic_int *)arg, 1);
-    *result = arg;
-    return 0;
-}
-
-/* Task: records gather_cancel_requested() into the atomic_int at arg. */
-static int task_record_cancel_requested(void *arg, void **result)
-{
-    atomic_store((atomic_int *)arg, gather_cancel_requested() ? 1 : 0);
-    *result = NULL;
-    return 0;
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Polls gather_cancel_requested() until true or `seconds` elapsed. */
 static bool poll_cancel_requested(int seconds)
 {
-    uint64_t deadline = mono_ns() + (uint64_t)seconds * 1000000000u;
+    uint64_t deadline = tu_mono_ns() + (uint64_t)seconds * 1000000000u;
     while (!gather_cancel_requested()) {
-        if (mono_ns() > deadline)
+        if (tu_mono_ns() > deadline)
             return false;
         struct timespec ts = {0, 200000}; /* 0.2 ms between polls */
         nanosleep(&ts, NULL);
@@ -89,7 +66,7 @@ START_TEST(test_cancel_pending_task_completes_at_once_and_never_runs)
 
     atomic_int ran = 0;
     gather_future *f = NULL;
-    ck_assert_int_eq(gather_submit(p, task_count, &ran, &f), 0);
+    ck_assert_int_eq(gather_submit(p, tu_task_count, &ran, &f), 0);
     cb_rec rec = {0};
     ck_assert_int_eq(gather_future_on_done(f, cb_record, &rec), 0);
     ck_assert_int_eq(atomic_load(&rec.calls), 0);
@@ -148,7 +125,7 @@ START_TEST(test_cancel_one_pending_task_leaves_its_neighbours_running)
     atomic_int ran[3] = {0, 0, 0};
     gather_future *f[3];
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(gather_submit(p, task_count, &ran[i], &f[i]), 0);
+        ck_assert_int_eq(gather_submit(p, tu_task_count, &ran[i], &f[i]), 0);
     ck_assert(gather_future_cancel(f[1]));
     ck_assert(!gather_future_done(f[0]));
     ck_assert(!gather_future_done(f[2]));
@@ -212,7 +189,7 @@ START_TEST(test_cancel_pending_wakes_waiters)
     ck_assert_int_eq(tu_count_wait(&started, 1), 0);
     atomic_int ran = 0;
     gather_future *f = NULL;
-    ck_assert_int_eq(gather_submit(p, task_count, &ran, &f), 0);
+    ck_assert_int_eq(gather_submit(p, tu_task_count, &ran, &f), 0);
 
     waiter w = {.f = f, .entering = &entering, .rc = -1, .value = &marker_c};
     pthread_t t;
@@ -281,7 +258,7 @@ START_TEST(test_cancel_from_task_runs_callbacks_on_that_thread)
     ck_assert_int_eq(gather_submit(p, task_canceller, &c, &fc), 0);
     ck_assert_int_eq(tu_count_wait(&started, 2), 0); /* both workers busy */
     atomic_int ran = 0;
-    ck_assert_int_eq(gather_submit(p, task_count, &ran, &f), 0);
+    ck_assert_int_eq(gather_submit(p, tu_task_count, &ran, &f), 0);
     ck_assert_int_eq(gather_future_on_done(f, cb_record, &rec), 0);
     c.target = f;
     tu_gate_open(&c.go);
@@ -387,8 +364,8 @@ START_TEST(test_cancel_request_is_per_task)
     /* Queued behind them: runs after a cancelled task on the same thread. */
     atomic_int later1 = -1, later2 = -1;
     gather_future *fl1 = NULL, *fl2 = NULL;
-    ck_assert_int_eq(gather_submit(p, task_record_cancel_requested, &later1, &fl1), 0);
-    ck_assert_int_eq(gather_submit(p, task_record_cancel_requested, &later2, &fl2), 0);
+    ck_assert_int_eq(gather_submit(p, tu_task_record_cancel_requested, &later1, &fl1), 0);
+    ck_assert_int_eq(gather_submit(p, tu_task_record_cancel_requested, &later2, &fl2), 0);
 
     ck_assert(!gather_future_cancel(fa));
     tu_gate_open(&gate);
@@ -424,7 +401,7 @@ START_TEST(test_cancel_flag_does_not_leak_to_next_task_on_one_thread)
     ck_assert_int_eq(gather_submit(p, tu_task_gated, &a, &fa), 0);
     ck_assert_int_eq(tu_count_wait(&started, 1), 0);
     atomic_int later = -1;
-    ck_assert_int_eq(gather_submit(p, task_record_cancel_requested, &later, &fl), 0);
+    ck_assert_int_eq(gather_submit(p, tu_task_record_cancel_requested, &later, &fl), 0);
     ck_assert(!gather_future_cancel(fa));
     tu_gate_open(&gate);
     ck_assert_int_eq(gather_future_wait(fl, NULL), 0);
@@ -442,25 +419,13 @@ END_TEST
 
 /* ---- done futures and repeated cancels ------------------------------------- */
 
-typedef struct fail_arg {
-    int code;
-    void *payload;
-} fail_arg;
-
-static int task_fail_with(void *arg, void **result)
-{
-    fail_arg *a = (fail_arg *)arg;
-    *result = a->payload;
-    return a->code;
-}
-
 START_TEST(test_cancel_done_future_changes_nothing)
 {
     gather_pool *p = tu_pool(2);
-    fail_arg bad = {9, &marker_b};
+    tu_fail_arg bad = {9, &marker_b};
     gather_future *ok = NULL, *fail = NULL;
     ck_assert_int_eq(gather_submit(p, tu_task_identity, &marker_a, &ok), 0);
-    ck_assert_int_eq(gather_submit(p, task_fail_with, &bad, &fail), 0);
+    ck_assert_int_eq(gather_submit(p, tu_task_fail_with, &bad, &fail), 0);
     ck_assert_int_eq(gather_future_wait(ok, NULL), 0);
     ck_assert_int_eq(gather_future_wait(fail, NULL), 9);
     cb_rec rec = {0};
@@ -500,7 +465,7 @@ START_TEST(test_cancel_pending_twice_second_returns_false)
     ck_assert_int_eq(gather_submit(p, tu_task_gated, &blocker, &fb), 0);
     ck_assert_int_eq(tu_count_wait(&started, 1), 0);
     atomic_int ran = 0;
-    ck_assert_int_eq(gather_submit(p, task_count, &ran, &f), 0);
+    ck_assert_int_eq(gather_submit(p, tu_task_count, &ran, &f), 0);
     cb_rec rec = {0};
     ck_assert_int_eq(gather_future_on_done(f, cb_record, &rec), 0);
 
@@ -528,9 +493,9 @@ END_TEST
 START_TEST(test_task_returning_ecanceled_without_request_is_not_cancelled)
 {
     gather_pool *p = tu_pool(1);
-    fail_arg a = {ECANCELED, &marker_c};
+    tu_fail_arg a = {ECANCELED, &marker_c};
     gather_future *f = NULL;
-    ck_assert_int_eq(gather_submit(p, task_fail_with, &a, &f), 0);
+    ck_assert_int_eq(gather_submit(p, tu_task_fail_with, &a, &f), 0);
     void *v = NULL;
     ck_assert_int_eq(gather_future_wait(f, &v), ECANCELED);
     ck_assert_ptr_eq(v, &marker_c);
@@ -564,7 +529,7 @@ START_TEST(test_on_done_after_cancel_runs_at_once)
     ck_assert_int_eq(gather_submit(p, tu_task_gated, &blocker, &fb), 0);
     ck_assert_int_eq(tu_count_wait(&started, 1), 0);
     atomic_int ran = 0;
-    ck_assert_int_eq(gather_submit(p, task_count, &ran, &f), 0);
+    ck_assert_int_eq(gather_submit(p, tu_task_count, &ran, &f), 0);
     ck_assert(gather_future_cancel(f));
     cb_rec rec = {0};
     ck_assert_int_eq(gather_future_on_done(f, cb_record, &rec), 0);
@@ -604,10 +569,10 @@ static void *shutdown_main(void *arg)
 static long submit_until_eshutdown(gather_pool *p, atomic_int *ran)
 {
     long accepted = 0;
-    uint64_t deadline = mono_ns() + (uint64_t)TU_WATCHDOG_S * 1000000000u;
+    uint64_t deadline = tu_mono_ns() + (uint64_t)TU_WATCHDOG_S * 1000000000u;
     for (;;) {
         gather_future *f = (gather_future *)&marker_c; /* sentinel */
-        int rc = gather_submit(p, task_count, ran, &f);
+        int rc = gather_submit(p, tu_task_count, ran, &f);
         if (rc == ESHUTDOWN) {
             ck_assert_ptr_null(f);
             return accepted;
@@ -615,7 +580,7 @@ static long submit_until_eshutdown(gather_pool *p, atomic_int *ran)
         ck_assert_int_eq(rc, 0);
         gather_future_release(f);
         accepted++;
-        ck_assert(mono_ns() < deadline);
+        ck_assert(tu_mono_ns() < deadline);
         sched_yield();
     }
 }
@@ -663,7 +628,7 @@ START_TEST(test_shutdown_cancel_pending_cancels_queued_and_flags_running)
     atomic_int queued_ran = 0;
     gather_future *fq[3];
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(gather_submit(p, task_count, &queued_ran, &fq[i]), 0);
+        ck_assert_int_eq(gather_submit(p, tu_task_count, &queued_ran, &fq[i]), 0);
 
     shut_ctx s = {.pool = p, .flags = GATHER_CANCEL_PENDING, .rc = -1};
     pthread_t t;
@@ -706,7 +671,7 @@ START_TEST(test_shutdown_cancel_pending_cancels_queued_and_flags_running)
     ck_assert_int_eq(gather_pool_shutdown(p, GATHER_CANCEL_PENDING), 0);
     ck_assert_int_eq(gather_pool_shutdown(p, 0), 0);
     gather_future *late = (gather_future *)&marker_c;
-    ck_assert_int_eq(gather_submit(p, task_count, &queued_ran, &late), ESHUTDOWN);
+    ck_assert_int_eq(gather_submit(p, tu_task_count, &queued_ran, &late), ESHUTDOWN);
     ck_assert_ptr_null(late);
 
     for (int i = 0; i < 2; i++)
@@ -742,14 +707,14 @@ static int task_submit_during_drain(void *arg, void **result)
     drain_ctx *c = (drain_ctx *)arg;
     tu_count_add(&c->started, 1);
     c->saw_cancel = poll_cancel_requested(10);
-    c->submit_rc = gather_submit(c->pool, task_count, &c->sub_ran, &c->sub);
+    c->submit_rc = gather_submit(c->pool, tu_task_count, &c->sub_ran, &c->sub);
     c->sub_value = &marker_c;
     c->sub_wait_rc = gather_future_wait(c->sub, &c->sub_value);
-    c->detached_rc = gather_submit(c->pool, task_count, &c->sub_ran, NULL);
+    c->detached_rc = gather_submit(c->pool, tu_task_count, &c->sub_ran, NULL);
     void *args[2] = {&c->sub_ran, &c->sub_ran};
     for (int i = 0; i < 2; i++)
         c->map_res[i] = (gather_result){-1, &marker_c};
-    c->map_rc = gather_map(c->pool, task_count, args, 2, c->map_res,
+    c->map_rc = gather_map(c->pool, tu_task_count, args, 2, c->map_res,
                            GATHER_RETURN_ERRORS);
     *result = &marker_a;
     return 0;
@@ -823,7 +788,7 @@ START_TEST(test_plain_shutdown_requests_no_cancel)
     ck_assert_int_eq(gather_submit(p, tu_task_gated, &g, &fg), 0);
     ck_assert_int_eq(tu_count_wait(&started, 1), 0);
     atomic_int queued_cancel = -1;
-    ck_assert_int_eq(gather_submit(p, task_record_cancel_requested,
+    ck_assert_int_eq(gather_submit(p, tu_task_record_cancel_requested,
                                    &queued_cancel, &fq), 0);
 
     shut_ctx s = {.pool = p, .flags = 0, .rc = -1};

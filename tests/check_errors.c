@@ -22,14 +22,6 @@ static int marker_a, marker_b;
 
 #define SENTINEL_FUTURE ((gather_future *)&marker_b)
 
-/* Task: increments the atomic_int at arg, result = arg, returns 0. */
-static int task_count(void *arg, void **result)
-{
-    atomic_fetch_add((atomic_int *)arg, 1);
-    *result = arg;
-    return 0;
-}
-
 static void cb_count(gather_future *f, void *user_data)
 {
     (void)f;
@@ -290,7 +282,7 @@ static void check_pool_alive(gather_pool *p)
 {
     atomic_int ran = 0;
     gather_future *f = NULL;
-    ck_assert_int_eq(gather_submit(p, task_count, &ran, &f), 0);
+    ck_assert_int_eq(gather_submit(p, tu_task_count, &ran, &f), 0);
     ck_assert_int_eq(gather_future_wait(f, NULL), 0);
     ck_assert_int_eq(atomic_load(&ran), 1);
     gather_future_release(f);
@@ -314,7 +306,7 @@ START_TEST(test_shutdown_and_destroy_from_own_task_are_edeadlk)
     ck_assert_int_eq(tu_count_wait(&started, 1), 0);
     atomic_int behind_ran = 0;
     ck_assert_int_eq(gather_submit(p, task_shutdown_own_pool, &c, &f), 0);
-    ck_assert_int_eq(gather_submit(p, task_count, &behind_ran, &behind), 0);
+    ck_assert_int_eq(gather_submit(p, tu_task_count, &behind_ran, &behind), 0);
     tu_gate_open(&gate);
 
     ck_assert_int_eq(gather_future_wait(f, NULL), 0);
@@ -405,13 +397,13 @@ START_TEST(test_submit_and_map_after_shutdown_are_eshutdown)
     ck_assert_int_eq(gather_pool_shutdown(p, 0), 0);
     atomic_int ran = 0;
     gather_future *f = SENTINEL_FUTURE;
-    ck_assert_int_eq(gather_submit(p, task_count, &ran, &f), ESHUTDOWN);
+    ck_assert_int_eq(gather_submit(p, tu_task_count, &ran, &f), ESHUTDOWN);
     ck_assert_ptr_null(f);
-    ck_assert_int_eq(gather_submit(p, task_count, &ran, NULL), ESHUTDOWN);
+    ck_assert_int_eq(gather_submit(p, tu_task_count, &ran, NULL), ESHUTDOWN);
     void *args[2] = {&ran, &ran};
     gather_result res[2];
-    ck_assert_int_eq(gather_map(p, task_count, args, 2, res, 0), ESHUTDOWN);
-    ck_assert_int_eq(gather_map(p, task_count, args, 2, NULL,
+    ck_assert_int_eq(gather_map(p, tu_task_count, args, 2, res, 0), ESHUTDOWN);
+    ck_assert_int_eq(gather_map(p, tu_task_count, args, 2, NULL,
                                 GATHER_RETURN_ERRORS), ESHUTDOWN);
     ck_assert_int_eq(gather_pool_shutdown(p, 0), 0); /* again: harmless */
     ck_assert_int_eq(gather_pool_shutdown(p, GATHER_CANCEL_PENDING), 0);
@@ -584,25 +576,25 @@ START_TEST(test_gather_map_argument_errors)
     gather_result res[1];
     ck_assert_int_eq(gather_map(p, NULL, args, 1, res, 0), EINVAL);
     ck_assert_int_eq(gather_map(p, NULL, NULL, 0, NULL, 0), EINVAL);
-    ck_assert_int_eq(gather_map(p, task_count, NULL, 1, res, 0), EINVAL);
-    ck_assert_int_eq(gather_map(p, task_count, NULL, 3, NULL,
+    ck_assert_int_eq(gather_map(p, tu_task_count, NULL, 1, res, 0), EINVAL);
+    ck_assert_int_eq(gather_map(p, tu_task_count, NULL, 3, NULL,
                                 GATHER_RETURN_ERRORS), EINVAL);
-    ck_assert_int_eq(gather_map(p, task_count, NULL, 0, NULL, 0), 0);
-    ck_assert_int_eq(gather_map(p, task_count, args, 0, res, 0), 0);
-    ck_assert_int_eq(gather_map(p, task_count, NULL, 0, NULL, 4u), EINVAL);
-    ck_assert_int_eq(gather_map(p, task_count, NULL, 0, NULL,
+    ck_assert_int_eq(gather_map(p, tu_task_count, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(gather_map(p, tu_task_count, args, 0, res, 0), 0);
+    ck_assert_int_eq(gather_map(p, tu_task_count, NULL, 0, NULL, 4u), EINVAL);
+    ck_assert_int_eq(gather_map(p, tu_task_count, NULL, 0, NULL,
                                 GATHER_RETURN_ERRORS | GATHER_CANCEL_ON_ERROR),
                      EINVAL);
-    ck_assert_int_eq(gather_map(p, task_count, args, 1, res, 1u << 7), EINVAL);
-    ck_assert_int_eq(gather_map(p, task_count, args, 1, res,
+    ck_assert_int_eq(gather_map(p, tu_task_count, args, 1, res, 1u << 7), EINVAL);
+    ck_assert_int_eq(gather_map(p, tu_task_count, args, 1, res,
                                 GATHER_RETURN_ERRORS | GATHER_CANCEL_ON_ERROR),
                      EINVAL);
     guarded ga;
     guarded_init(&ga, &ran);
     for (size_t i = 0; i < N_HUGE; i++)
-        ck_assert_int_eq(gather_map(p, task_count, ga.slot, huge_counts[i],
+        ck_assert_int_eq(gather_map(p, tu_task_count, ga.slot, huge_counts[i],
                                     res, 0), EINVAL);
-    ck_assert_int_eq(gather_map(p, task_count, ga.slot, SIZE_MAX, NULL,
+    ck_assert_int_eq(gather_map(p, tu_task_count, ga.slot, SIZE_MAX, NULL,
                                 GATHER_RETURN_ERRORS), EINVAL);
     guarded_free(&ga);
     /* Nothing was submitted by any of these. */

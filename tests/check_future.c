@@ -12,34 +12,6 @@
 
 static int marker_a, marker_b, marker_c;
 
-/* Task: increments the atomic_int at arg, result = arg, returns 0. */
-static int task_count(void *arg, void **result)
-{
-    atomic_fetch_add((atomic_int *)arg, 1);
-    *result = arg;
-    return 0;
-}
-
-/* Task: fails with a code and an error payload. */
-typedef struct fail_arg {
-    int code;
-    void *payload;
-} fail_arg;
-
-static int task_fail_with(void *arg, void **result)
-{
-    fail_arg *a = (fail_arg *)arg;
-    *result = a->payload;
-    return a->code;
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static uint64_t cpu_ns(clockid_t cid)
 {
     struct timespec ts;
@@ -76,9 +48,9 @@ END_TEST
 START_TEST(test_success_with_unset_result_has_null_value)
 {
     gather_pool *p = tu_pool(1);
-    fail_arg a = {0, NULL}; /* returns 0, leaves *result as it started */
+    tu_fail_arg a = {0, NULL}; /* returns 0, leaves *result as it started */
     gather_future *f = NULL;
-    ck_assert_int_eq(gather_submit(p, task_fail_with, &a, &f), 0);
+    ck_assert_int_eq(gather_submit(p, tu_task_fail_with, &a, &f), 0);
     void *v = &marker_c;
     ck_assert_int_eq(gather_future_wait(f, &v), 0);
     ck_assert_ptr_null(v);
@@ -91,10 +63,10 @@ END_TEST
 START_TEST(test_wait_with_null_value_still_returns_code)
 {
     gather_pool *p = tu_pool(2);
-    fail_arg a = {17, &marker_b};
+    tu_fail_arg a = {17, &marker_b};
     gather_future *ok = NULL, *bad = NULL;
     ck_assert_int_eq(gather_submit(p, tu_task_identity, &marker_a, &ok), 0);
-    ck_assert_int_eq(gather_submit(p, task_fail_with, &a, &bad), 0);
+    ck_assert_int_eq(gather_submit(p, tu_task_fail_with, &a, &bad), 0);
     ck_assert_int_eq(gather_future_wait(ok, NULL), 0);
     ck_assert_int_eq(gather_future_wait(bad, NULL), 17);
     /* The value is still kept in the future. */
@@ -110,11 +82,11 @@ START_TEST(test_failing_task_keeps_code_and_error_payload)
 {
     gather_pool *p = tu_pool(2);
     /* Codes are kept as-is: errno values, arbitrary and negative numbers. */
-    fail_arg args[4] = {{EIO, &marker_a}, {12345, &marker_b}, {-7, NULL},
+    tu_fail_arg args[4] = {{EIO, &marker_a}, {12345, &marker_b}, {-7, NULL},
                         {ECANCELED, &marker_c}};
     gather_future *f[4];
     for (int i = 0; i < 4; i++)
-        ck_assert_int_eq(gather_submit(p, task_fail_with, &args[i], &f[i]), 0);
+        ck_assert_int_eq(gather_submit(p, tu_task_fail_with, &args[i], &f[i]), 0);
     for (int i = 0; i < 4; i++) {
         void *v = &marker_c;
         ck_assert_int_eq(gather_future_wait(f[i], &v), args[i].code);
@@ -181,9 +153,9 @@ START_TEST(test_wait_for_times_out_after_its_timeout)
     gather_future *f = NULL;
     ck_assert_int_eq(gather_submit(p, tu_task_gated, &g, &f), 0);
 
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = tu_mono_ns();
     ck_assert(!gather_future_wait_for(f, MS(50)));
-    uint64_t dt = mono_ns() - t0;
+    uint64_t dt = tu_mono_ns() - t0;
     ck_assert_uint_ge(dt, MS(40)); /* no early false */
     ck_assert(!gather_future_done(f));
 
@@ -275,7 +247,7 @@ START_TEST(test_release_does_not_cancel_pending_task)
 
     atomic_int ran = 0;
     gather_future *f = NULL;
-    ck_assert_int_eq(gather_submit(p, task_count, &ran, &f), 0);
+    ck_assert_int_eq(gather_submit(p, tu_task_count, &ran, &f), 0);
     gather_future_release(f); /* released while still queued */
     ck_assert_int_eq(atomic_load(&ran), 0);
 
@@ -294,7 +266,7 @@ START_TEST(test_detached_submit_runs_task)
     gather_pool *p = tu_pool(2);
     atomic_int ran = 0;
     for (int i = 0; i < 10; i++)
-        ck_assert_int_eq(gather_submit(p, task_count, &ran, NULL), 0);
+        ck_assert_int_eq(gather_submit(p, tu_task_count, &ran, NULL), 0);
     ck_assert_int_eq(gather_pool_destroy(p), 0); /* drains */
     ck_assert_int_eq(atomic_load(&ran), 10);
 }
@@ -451,13 +423,13 @@ START_TEST(test_callbacks_added_during_completion_run_exactly_once)
         ck_assert_int_eq(gather_future_wait(f, NULL), 0);
         gather_future_release(f);
         /* Completing thread may still be running callbacks: poll, bounded. */
-        uint64_t deadline = mono_ns() + (uint64_t)TU_WATCHDOG_S * 1000000000u;
+        uint64_t deadline = tu_mono_ns() + (uint64_t)TU_WATCHDOG_S * 1000000000u;
         for (;;) {
             int all = 1;
             for (int i = 0; i < 64; i++)
                 if (atomic_load(&rc.calls[i]) == 0)
                     all = 0;
-            if (all || mono_ns() > deadline)
+            if (all || tu_mono_ns() > deadline)
                 break;
             sched_yield();
         }
@@ -563,10 +535,10 @@ static void cb_flag(gather_future *future, void *user_data)
 START_TEST(test_futures_outlive_their_pool)
 {
     gather_pool *p = tu_pool(2);
-    fail_arg bad_arg = {42, &marker_b};
+    tu_fail_arg bad_arg = {42, &marker_b};
     gather_future *ok = NULL, *bad = NULL;
     ck_assert_int_eq(gather_submit(p, tu_task_identity, &marker_a, &ok), 0);
-    ck_assert_int_eq(gather_submit(p, task_fail_with, &bad_arg, &bad), 0);
+    ck_assert_int_eq(gather_submit(p, tu_task_fail_with, &bad_arg, &bad), 0);
     ck_assert_int_eq(gather_pool_destroy(p), 0); /* drains, then frees */
 
     ck_assert(gather_future_done(ok));
@@ -650,8 +622,8 @@ START_TEST(test_task_writes_visible_after_done_or_wait_for)
     ck_assert_int_eq(gather_submit(p, task_write_plain, d1, &f1), 0);
     ck_assert_int_eq(gather_submit(p, task_write_plain, d2, &f2), 0);
     /* Observing done by polling is enough for visibility. */
-    uint64_t deadline = mono_ns() + (uint64_t)TU_WATCHDOG_S * 1000000000u;
-    while (!gather_future_done(f1) && mono_ns() < deadline)
+    uint64_t deadline = tu_mono_ns() + (uint64_t)TU_WATCHDOG_S * 1000000000u;
+    while (!gather_future_done(f1) && tu_mono_ns() < deadline)
         sched_yield();
     ck_assert(gather_future_done(f1));
     check_plain(d1);
@@ -735,9 +707,9 @@ START_TEST(test_off_pool_waits_sleep_instead_of_spinning)
 
     uint64_t helper0 = cpu_ns(w.cpu);
     uint64_t self0 = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
-    uint64_t wall0 = mono_ns();
+    uint64_t wall0 = tu_mono_ns();
     ck_assert(!gather_future_wait_for(f, MS(200)));
-    uint64_t wall = mono_ns() - wall0;
+    uint64_t wall = tu_mono_ns() - wall0;
     uint64_t self = cpu_ns(CLOCK_THREAD_CPUTIME_ID) - self0;
     uint64_t helper = cpu_ns(w.cpu) - helper0;
     ck_assert_uint_ge(wall, MS(150));
@@ -878,12 +850,6 @@ END_TEST
 
 /* ---- gather_cancel_requested() outside cancellation ------------------------ */
 
-static int task_record_cancel_requested(void *arg, void **result)
-{
-    atomic_store((atomic_int *)arg, gather_cancel_requested() ? 1 : 0);
-    *result = NULL;
-    return 0;
-}
 
 START_TEST(test_cancel_requested_false_outside_tasks_and_when_not_cancelled)
 {
@@ -891,7 +857,7 @@ START_TEST(test_cancel_requested_false_outside_tasks_and_when_not_cancelled)
     gather_pool *p = tu_pool(2);
     atomic_int seen = -1;
     gather_future *f = NULL;
-    ck_assert_int_eq(gather_submit(p, task_record_cancel_requested, &seen, &f), 0);
+    ck_assert_int_eq(gather_submit(p, tu_task_record_cancel_requested, &seen, &f), 0);
     ck_assert_int_eq(gather_future_wait(f, NULL), 0);
     ck_assert_int_eq(atomic_load(&seen), 0);
     ck_assert(!gather_cancel_requested());

@@ -1667,13 +1667,6 @@ START_TEST(test_wait_any_counts_cancelled_as_done)
 }
 END_TEST
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 START_TEST(test_wait_any_times_out_when_none_done)
 {
     gather_pool *p = tu_pool(2);
@@ -1684,9 +1677,9 @@ START_TEST(test_wait_any_times_out_when_none_done)
     slot_submit(p, &s[1]);
     gather_future *fs[2] = {s[0].f, s[1].f};
     size_t idx = 777;
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = tu_mono_ns();
     ck_assert_int_eq(gather_wait_any(fs, 2, 30 * 1000 * 1000, &idx), ETIMEDOUT);
-    uint64_t el = mono_ns() - t0;
+    uint64_t el = tu_mono_ns() - t0;
     ck_assert_uint_eq(idx, 777);
     ck_assert_uint_ge(el, 25 * 1000 * 1000); /* it did wait */
     ck_assert_int_eq(gather_wait_any(fs, 2, 0, &idx), ETIMEDOUT);

@@ -56,6 +56,14 @@ static inline struct timespec tu_deadline(int seconds)
     return ts;
 }
 
+/* CLOCK_MONOTONIC now, in nanoseconds (for elapsed-time checks). */
+static inline uint64_t tu_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* ---- gate: one-shot latch ---------------------------------------------- */
 
 typedef struct tu_gate {
@@ -162,6 +170,35 @@ static inline int tu_task_fail(void *arg, void **result)
 {
     *result = arg;
     return (int)(intptr_t)arg;
+}
+
+/* Task: counts its runs in the atomic_int at arg; value = arg. */
+static inline int tu_task_count(void *arg, void **result)
+{
+    atomic_fetch_add((atomic_int *)arg, 1);
+    *result = arg;
+    return 0;
+}
+
+/* Task: fails with a code and an error payload. */
+typedef struct tu_fail_arg {
+    int code;
+    void *payload;
+} tu_fail_arg;
+
+static inline int tu_task_fail_with(void *arg, void **result)
+{
+    tu_fail_arg *a = (tu_fail_arg *)arg;
+    *result = a->payload;
+    return a->code;
+}
+
+/* Task: records gather_cancel_requested() into the atomic_int at arg. */
+static inline int tu_task_record_cancel_requested(void *arg, void **result)
+{
+    atomic_store((atomic_int *)arg, gather_cancel_requested() ? 1 : 0);
+    *result = NULL;
+    return 0;
 }
 
 /* A gated task: announces it started (started may be NULL), then blocks on
