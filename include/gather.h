@@ -17,6 +17,14 @@
  *     call that waits runs other tasks of the calling worker's pool while it
  *     waits there ("helping"), so nested waiting never deadlocks, even on a
  *     one-thread pool; off the pool it sleeps on a condition variable.
+ *   - fork(): the child of a process that uses gather has one thread and no
+ *     pool threads. There, the default pool is created anew on first use and
+ *     new pools work as usual; every call on a pool created before the fork
+ *     fails with ESHUTDOWN without touching it (its memory is left alone),
+ *     and waiting for a future that was not done at the fork fails with
+ *     EDEADLK (only gather_future_cancel() could still end it). A thread
+ *     that forks inside a task is an ordinary thread in the child, which
+ *     must exit (or exec) before that task would return.
  *
  * Memory visibility: everything a task wrote before returning happens-before
  * the return of any call that observes its future done (wait, wait_for,
@@ -129,6 +137,7 @@ GATHER_API int gather_pool_create(gather_pool **pool,
  *            flag bits.
  *   EDEADLK  called from one of this pool's own threads (a task or a done
  *            callback running there); nothing is done.
+ *   ESHUTDOWN  in a forked child, on a pool created before the fork.
  * After it returns 0: gather_submit() from a thread outside the pool fails
  * with ESHUTDOWN, and every task's effects happen-before the return.
  */
@@ -142,11 +151,13 @@ GATHER_API int gather_pool_shutdown(gather_pool *pool, unsigned flags);
  * Errors:
  *   EINVAL   pool is NULL.
  *   EDEADLK  called from one of this pool's own threads; nothing is done.
+ *   ESHUTDOWN  in a forked child, on a pool created before the fork; nothing
+ *            is done (the pool stays, unusable, in the child).
  */
 GATHER_API int gather_pool_destroy(gather_pool *pool);
 
 /* Number of worker threads of `pool` (NULL: the default pool, created if
- * needed; 0 if that fails). */
+ * needed; 0 if that fails, or for a pool of the parent in a forked child). */
 GATHER_API size_t gather_pool_threads(const gather_pool *pool);
 
 /* The pool whose worker thread calls this, else NULL. Borrowed. */
@@ -175,7 +186,8 @@ typedef void (*gather_done_fn)(gather_future *future, void *user_data);
  * set to NULL.
  * Errors:
  *   EINVAL     fn is NULL.
- *   ESHUTDOWN  the pool is shut down and the caller is not one of its tasks.
+ *   ESHUTDOWN  the pool is shut down and the caller is not one of its tasks,
+ *              or (in a forked child) the pool was created before the fork.
  *   ENOMEM     out of memory (the task was not queued).
  *   EAGAIN     the default pool could not start its threads.
  * Visibility: writes made before the call happen-before the task runs.
@@ -208,6 +220,8 @@ GATHER_API int gather_submit(gather_pool *pool, gather_fn fn, void *arg,
  *            this needs an allocation only on its first blocking wait, in
  *            nested waits, or while a timed-out wait's record is still
  *            held by its futures.
+ *   EDEADLK  also: in a forked child, f was not done at the fork (see the
+ *            conventions at the top).
  */
 GATHER_API int gather_future_wait(gather_future *f, void **value);
 
@@ -347,7 +361,8 @@ int gather_all(gather_future *const futures[], size_t n,
  * not (for example, argument structs on the caller's stack).
  * Errors:
  *   EINVAL     fn NULL, args NULL with n > 0, bad flags, overflowing n.
- *   ESHUTDOWN  the pool is shut down (except from a task of that pool).
+ *   ESHUTDOWN  the pool is shut down (except from a task of that pool), or
+ *              was created before this (forked) process was forked.
  *   ENOMEM     out of memory partway: returns only once none of the tasks it
  *              submitted is queued or running; entries not submitted report
  *              ENOMEM.
@@ -389,7 +404,8 @@ typedef struct gather_pool_stats {
  * Reads the pool's counters (NULL: the default pool). A task is counted in
  * completed or cancelled before its future is marked done, so after a wait
  * the counters include it. Counters are read one by one, not as a snapshot.
- * Errors: EINVAL stats is NULL; ENOMEM/EAGAIN creating the default pool.
+ * Errors: EINVAL stats is NULL; ENOMEM/EAGAIN creating the default pool;
+ *   ESHUTDOWN in a forked child, for a pool created before the fork.
  */
 GATHER_API int gather_pool_stats_get(const gather_pool *pool,
                                      gather_pool_stats *stats);

@@ -41,8 +41,27 @@ void gather__free(void *ptr)
     errno = saved;
 }
 
+/* Is the system allocator installed? Then aligned blocks come from
+ * posix_memalign() and start where their pointer does, so a leak checker
+ * sees the blocks of a live pool (the default pool, never destroyed) as
+ * reachable rather than "possibly lost". The pair cannot change while such
+ * a block exists (it is frozen once a pool exists; a failed create frees
+ * its blocks first). */
+static bool system_allocator(void)
+{
+    return malloc_fn == malloc && free_fn == free;
+}
+
 void *gather__malloc_aligned(size_t size, size_t align)
 {
+    if (system_allocator()) {
+        void *p = NULL;
+        if (posix_memalign(&p, align, size ? size : 1) != 0) {
+            gather__fault();
+            return NULL;
+        }
+        return p;
+    }
     /* The raw pointer is stored just below the aligned block. */
     size_t total;
     if (!gather__size(1, size, align + sizeof(void *), &total))
@@ -58,8 +77,9 @@ void *gather__malloc_aligned(size_t size, size_t align)
 
 void gather__free_aligned(void *ptr)
 {
-    if (ptr != NULL)
-        gather__free(((void **)ptr)[-1]);
+    if (ptr == NULL)
+        return;
+    gather__free(system_allocator() ? ptr : ((void **)ptr)[-1]);
 }
 
 bool gather__size(size_t a, size_t b, size_t c, size_t *size)

@@ -43,6 +43,8 @@ void gather__future_init(gather_future *f, uint8_t kind, uint32_t refs)
     atomic_init(&f->state, (uintptr_t)refs << GATHER__REF_SHIFT);
     atomic_init(&f->listeners, NULL);
     f->kind = kind;
+    f->generation = (uint16_t)atomic_load_explicit(&gather__fork_generation,
+                                                   memory_order_relaxed);
     f->error = EINPROGRESS;
     f->value = NULL;
     f->fn = NULL;
@@ -162,13 +164,17 @@ bool gather__future_listen(gather_future *f, gather__listener *l)
     return true;
 }
 
-bool gather__future_blocked_by_caller(const gather_future *f)
+bool gather__future_never_done_for_caller(const gather_future *f)
 {
-    gather__worker *w = gather__worker_self();
-    if (w == NULL || f->kind != GATHER__TASK)
-        return false;
     uintptr_t s = gather__future_state(f);
-    if ((s & GATHER__DONE) || !(s & GATHER__CLAIMED))
+    if (s & GATHER__DONE)
+        return false;
+    /* Created before fork(): the threads that would finish it are in the
+     * parent. (Only a cancel could still end it; waiting cannot.) */
+    if (gather__future_from_parent(f))
+        return true;
+    gather__worker *w = gather__worker_self();
+    if (w == NULL || f->kind != GATHER__TASK || !(s & GATHER__CLAIMED))
         return false;
     /* relaxed: only this thread ever stores its own worker here, and it did
      * so before running the task, which has not returned (not DONE). */

@@ -145,6 +145,8 @@ typedef struct gather__sleep {
 /* Chooses membarrier or fences for the sleep protocol; call before a pool
  * starts its threads. */
 void gather__barrier_init(void);
+/* In a forked child (single-threaded): renews the membarrier registration. */
+void gather__barrier_after_fork(void);
 int gather__sleep_init(gather__sleep *s);
 void gather__sleep_destroy(gather__sleep *s);
 /* Registers p; returns the number of idle workers now registered. */
@@ -199,6 +201,7 @@ struct gather_future {
     _Atomic uintptr_t state;          /* flags and references, see above */
     _Atomic(gather__listener *) listeners; /* newest first, or closed */
     uint8_t kind;                     /* GATHER__TASK / GATHER__AGGREGATE */
+    uint16_t generation;              /* fork generation at creation (pool.c) */
     int error;                        /* written by the claimer before DONE */
     void *value;                      /* idem */
     gather_fn fn;                     /* task: immutable after submit */
@@ -223,8 +226,9 @@ void gather__future_complete_release(gather_future *f, int error, void *value,
 bool gather__future_listen(gather_future *f, gather__listener *l);
 /* Acquire load of the state word. */
 uintptr_t gather__future_state(const gather_future *f);
-/* Would waiting for f from this thread never end (f runs beneath us)? */
-bool gather__future_blocked_by_caller(const gather_future *f);
+/* Would waiting for f from this thread never end: f runs beneath us, or f
+ * was not done when this process was forked from its creator? */
+bool gather__future_never_done_for_caller(const gather_future *f);
 
 /* ---- pool.c ------------------------------------------------------------- */
 
@@ -252,6 +256,17 @@ void gather__pool_count_cancel(gather_pool *pool);
 bool gather__pool_cancelling(const gather_pool *pool);
 /* The future of the task this thread is running, else NULL. */
 gather_future *gather__current_task(void);
+/* Counts the fork() children this process descends from (pool.c). Relaxed:
+ * it changes only in a child's atfork handler, when one thread exists. */
+extern _Atomic unsigned gather__fork_generation;
+/* Was f created before this process was forked (its pool's threads are in
+ * the parent, so a task not done then can only end by a cancel)? */
+static inline bool gather__future_from_parent(const gather_future *f)
+{
+    return f->generation !=
+           (uint16_t)atomic_load_explicit(&gather__fork_generation,
+                                          memory_order_relaxed);
+}
 
 /* Submits fn(args[i]) for i < k as one batch (one lock for a thread
  * outside the pool), each future into fs[i] with one reference for the

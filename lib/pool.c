@@ -72,6 +72,7 @@ struct gather_pool {
     char *name;
     size_t stack_size;
     bool is_default;
+    unsigned generation; /* gather__fork_generation when created */
 
     alignas(GATHER__CACHELINE) pthread_mutex_t inject_lock;
     gather_future *inject_head, *inject_tail; /* guarded by inject_lock */
@@ -125,6 +126,66 @@ static GATHER_TLS uintptr_t tls_stack_low, tls_stack_high; /* worker's stack */
 
 static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic(gather_pool *) default_pool;
+
+_Atomic unsigned gather__fork_generation;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/* ---- fork() ------------------------------------------------------------- */
+
+/*
+ * A forked child has one thread: the pools of its parent have no workers
+ * there, and their locks may be held by threads that do not exist. So in
+ * the child every call on a parent's pool fails (ESHUTDOWN) without
+ * touching it, a wait for a parent's future that was not done fails
+ * (EDEADLK, wait.c), and the default pool is forgotten, so that the first
+ * use in the child creates a new one. The parent's memory stays as it was
+ * (the child cannot free what the parent's threads were using).
+ *
+ * A pool remembers the fork generation it was made in; the child's handler
+ * bumps the generation. Relaxed everywhere: it only changes while the child
+ * is single-threaded, before any thread of the child can read it.
+ */
+static bool from_parent(const gather_pool *p)
+{
+    return p->generation !=
+           atomic_load_explicit(&gather__fork_generation, memory_order_relaxed);
+}
+
+/* Hold default_lock across fork(), so the child never inherits it locked
+ * by a thread that is gone (halfway through creating the default pool). */
+static void before_fork(void)
+{
+    gather__lock(&default_lock);
+}
+
+static void after_fork_in_parent(void)
+{
+    gather__unlock(&default_lock);
+}
+
+static void after_fork_in_child(void)
+{
+    atomic_store_explicit(&gather__fork_generation,
+                          atomic_load_explicit(&gather__fork_generation,
+                                               memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&default_pool, NULL, memory_order_relaxed);
+    /* The forking thread may have been a worker of a parent's pool: in
+     * the child it is an ordinary thread. */
+    tls_worker = NULL;
+    tls_current = NULL;
+    tls_depth = 0;
+    tls_stack_low = tls_stack_high = 0;
+    gather__barrier_after_fork();
+    gather__unlock(&default_lock);
+}
+
+static void register_fork_handlers(void)
+{
+    /* Failure (ENOMEM) leaves fork() unprepared; nothing better to do in a
+     * pthread_once routine, and pools work the same in this process. */
+    (void)pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
+}
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -384,7 +445,7 @@ static void run_task(gather__worker *w, gather_future *f)
         gather__future_complete_release(f, ECANCELED, NULL, true);
         return;
     }
-    /* relaxed: compared only by this thread (gather__future_blocked_by_caller)
+    /* relaxed: compared only by this thread (gather__future_never_done_for_caller)
      * to find tasks running beneath it; other threads never match it. */
     atomic_store_explicit(&f->runner, w, memory_order_relaxed);
     gather_future *outer = tls_current;
@@ -680,6 +741,7 @@ static int pool_create(gather_pool **out, const gather_pool_options *opts,
         threads = cpu_count();
     const char *name = opts != NULL && opts->name != NULL ? opts->name : "gather";
     gather__barrier_init();
+    pthread_once(&atfork_once, register_fork_handlers);
 
     gather_pool *p = gather__malloc_aligned(sizeof *p, GATHER__CACHELINE);
     if (p == NULL)
@@ -687,6 +749,8 @@ static int pool_create(gather_pool **out, const gather_pool_options *opts,
     memset(p, 0, sizeof *p);
     p->nthreads = threads;
     p->is_default = is_default;
+    p->generation = atomic_load_explicit(&gather__fork_generation,
+                                         memory_order_relaxed);
     p->stack_size = stack_size_for(opts != NULL ? opts->stack_size : 0);
     atomic_init(&p->inject_len, 0);
     atomic_init(&p->stopping, false);
@@ -753,6 +817,8 @@ int gather_pool_shutdown(gather_pool *pool, unsigned flags)
 {
     if (pool == NULL || (flags & ~GATHER_CANCEL_PENDING) != 0 || pool->is_default)
         return EINVAL;
+    if (from_parent(pool))
+        return ESHUTDOWN; /* its threads and locks are the parent's */
     if (on_own_thread(pool))
         return EDEADLK;
     if (flags & GATHER_CANCEL_PENDING)
@@ -822,12 +888,20 @@ static size_t env_threads(void)
 
 gather_pool *gather__pool_resolve(const gather_pool *pool, int *err)
 {
-    if (pool != NULL)
+    if (pool != NULL) {
+        if (from_parent(pool)) {
+            *err = ESHUTDOWN; /* its threads and locks are the parent's */
+            return NULL;
+        }
         return (gather_pool *)pool;
+    }
     /* acquire: pairs with the release store below; the pool is fully built. */
     gather_pool *p = atomic_load_explicit(&default_pool, memory_order_acquire);
     if (p != NULL)
         return p;
+    /* Before default_lock: a fork() while we hold it must find the
+     * handlers that take it (see before_fork). */
+    pthread_once(&atfork_once, register_fork_handlers);
     gather__lock(&default_lock);
     p = atomic_load_explicit(&default_pool, memory_order_relaxed);
     if (p == NULL) {

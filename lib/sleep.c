@@ -72,6 +72,18 @@ void gather__barrier_init(void)
     pthread_once(&barrier_once, barrier_init);
 }
 
+void gather__barrier_after_fork(void)
+{
+    /* The child is single-threaded here. Registration is per process:
+     * renew it (a no-op where the kernel copied it), and fall back to
+     * fences if the kernel refuses. */
+#if defined(__linux__) && defined(__NR_membarrier)
+    if (atomic_load_explicit(&use_membarrier, memory_order_relaxed) &&
+        syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0) != 0)
+        atomic_store_explicit(&use_membarrier, false, memory_order_relaxed);
+#endif
+}
+
 /* The sleeper's heavy side. */
 static void heavy_barrier(void)
 {

@@ -282,10 +282,17 @@ static bool expired(const struct timespec *deadline)
            (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
 }
 
-static bool waits_on_caller(gather_future *const fs[], size_t n)
+/* Could one of fs never be done for this thread? Tasks ask (one may run
+ * beneath them); in a forked child every thread asks (a future of the
+ * parent's pools may never finish there). */
+static bool waits_on_caller(gather__worker *w, gather_future *const fs[],
+                            size_t n)
 {
+    if (w == NULL &&
+        atomic_load_explicit(&gather__fork_generation, memory_order_relaxed) == 0)
+        return false;
     for (size_t i = 0; i < n; i++)
-        if (gather__future_blocked_by_caller(fs[i]))
+        if (gather__future_never_done_for_caller(fs[i]))
             return true;
     return false;
 }
@@ -359,16 +366,17 @@ int gather__wait(gather_future *const fs[], size_t n,
     gather__worker *w = gather__worker_self();
     gather__waitset *ws = NULL;
 
-    /* A task listing its own future (or one beneath it) gets EDEADLK at
-     * once, before any other answer, except wait_any, which answers with a
-     * done entry when there is one (as documented). */
-    if (mode != GATHER__WAIT_ANY && w != NULL && waits_on_caller(fs, n)) {
+    /* A task listing its own future (or one beneath it), or a forked child
+     * listing a future its parent had not finished, gets EDEADLK at once,
+     * before any other answer, except wait_any, which answers with a done
+     * entry when there is one (as documented). */
+    if (mode != GATHER__WAIT_ANY && waits_on_caller(w, fs, n)) {
         rc = EDEADLK;
         goto out;
     }
     if (check_full(fs, n, mode, &pg))
         goto out;
-    if (mode == GATHER__WAIT_ANY && w != NULL && waits_on_caller(fs, n)) {
+    if (mode == GATHER__WAIT_ANY && waits_on_caller(w, fs, n)) {
         rc = EDEADLK;
         goto out;
     }
