@@ -348,25 +348,38 @@ int gather_all(gather_future *const futures[], size_t n,
                           unsigned flags, gather_future **aggregate);
 
 /*
- * Submits fn(args[i]) for each i on `pool` (NULL: default) and gathers them
- * with gather_futures()' semantics into results (may be NULL).
- * With GATHER_CANCEL_ON_ERROR it may stop submitting after the first
- * failure; entries never submitted report ECANCELED.
+ * Runs fn(args[i]) for each i on `pool` (NULL: default) as its tasks and
+ * gathers them with gather_futures()' semantics into results (may be
+ * NULL): results[i] belongs to args[i]. The pool's stats count one task per
+ * job. With GATHER_CANCEL_ON_ERROR, jobs not started at the first failure
+ * never run and report ECANCELED; running ones see gather_cancel_requested().
  *
- * Ownership: the `args` array is borrowed for the call; each args[i] is
- * passed through untouched. Without GATHER_RETURN_ERRORS the call returns at
- * the first failure while the other tasks keep running (as in
- * gather_futures), and no future is left to wait for them: whatever args[i]
- * points to must outlive those tasks. Use GATHER_RETURN_ERRORS when it does
- * not (for example, argument structs on the caller's stack).
+ * Scheduling: jobs are handed out in chunks of consecutive indices, split
+ * in halves while they are long (about n / (16 * threads) jobs, at most
+ * 1024) and whenever a thread of the pool is idle, so a large map costs a
+ * few instructions per job. Jobs of one chunk run in order on one thread: a
+ * job that blocks (say, waiting for another job of the same call) can hold
+ * back the jobs after it in its chunk while every other thread is busy.
+ * With n <= 32 * threads every job is its own chunk.
+ *
+ * Ownership: the `args` array is copied (it may be freed once the call
+ * returns); each args[i] is passed through untouched. Without
+ * GATHER_RETURN_ERRORS the call returns at the first failure while the other
+ * jobs keep running (as in gather_futures), and nothing is left to wait for
+ * them: whatever args[i] points to must outlive those jobs. Use
+ * GATHER_RETURN_ERRORS when it does not (for example, argument structs on
+ * the caller's stack). A job returning INT_MIN or INT_MIN + 1 reads as
+ * EINPROGRESS (those two values mark jobs not finished).
  * Errors:
  *   EINVAL     fn NULL, args NULL with n > 0, bad flags, overflowing n.
  *   ESHUTDOWN  the pool is shut down (except from a task of that pool), or
- *              was created before this (forked) process was forked.
- *   ENOMEM     out of memory partway: returns only once none of the tasks it
- *              submitted is queued or running; entries not submitted report
- *              ENOMEM.
- *   EDEADLK, other: as gather_futures().
+ *              was created before this (forked) process was forked; no job
+ *              ran, every entry reports ESHUTDOWN.
+ *   ENOMEM     out of memory before any job was submitted; no job ran,
+ *              every entry reports ENOMEM. (Memory needed later, to split
+ *              chunks, is optional: without it a chunk runs whole.)
+ *   EAGAIN     the default pool could not start its threads.
+ *   other      the first failure's code, without GATHER_RETURN_ERRORS.
  */
 GATHER_API GATHER_READS(3, 4)
 int gather_map(gather_pool *pool, gather_fn fn,

@@ -43,6 +43,7 @@ void gather__future_init(gather_future *f, uint8_t kind, uint32_t refs)
     atomic_init(&f->state, (uintptr_t)refs << GATHER__REF_SHIFT);
     atomic_init(&f->listeners, NULL);
     f->kind = kind;
+    f->chunk = false;
     f->generation = (uint16_t)atomic_load_explicit(&gather__fork_generation,
                                                    memory_order_relaxed);
     f->error = EINPROGRESS;
@@ -286,6 +287,8 @@ bool gather_cancel_requested(void)
     /* relaxed: a polled flag (see gather_future_cancel). */
     if (atomic_load_explicit(&f->state, memory_order_relaxed) & GATHER__CANCEL_REQ)
         return true;
+    if (f->chunk && gather__map_cancel_requested(f->arg))
+        return true; /* a gather_map job (map.c) */
     return gather__pool_cancelling(f->pool);
 }
 

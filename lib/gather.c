@@ -1,6 +1,6 @@
 /*
  * gather.c - asyncio.gather() over futures: gather_futures(), the aggregate
- * future of gather_all(), gather_map() and gather_wait_any().
+ * future of gather_all(), and gather_wait_any() (gather_map() is map.c).
  *
  * DESIGN: the waiting calls are thin layers over gather__wait() (wait.c):
  * wait for the mode's condition, then read every future once and fill the
@@ -22,10 +22,7 @@
 #include <string.h>
 
 #define KNOWN_FLAGS (GATHER_RETURN_ERRORS | GATHER_CANCEL_ON_ERROR)
-/* gather_map submits in chunks of this many tasks. */
-#define MAP_CHUNK 256
-
-static int check_flags(unsigned flags)
+int gather__check_flags(unsigned flags)
 {
     if ((flags & ~KNOWN_FLAGS) != 0)
         return EINVAL;
@@ -102,7 +99,7 @@ static enum gather__wait_mode mode_for(unsigned flags)
 int gather_futures(gather_future *const futures[], size_t n,
                    gather_result *results, unsigned flags)
 {
-    int rc = check_flags(flags);
+    int rc = gather__check_flags(flags);
     if (rc == 0)
         rc = check_list(futures, n);
     if (rc != 0 || n == 0)
@@ -209,7 +206,7 @@ int gather_all(gather_future *const futures[], size_t n, unsigned flags,
     if (aggregate_out == NULL)
         return EINVAL;
     *aggregate_out = NULL;
-    int rc = check_flags(flags);
+    int rc = gather__check_flags(flags);
     if (rc == 0)
         rc = check_list(futures, n);
     if (rc != 0)
@@ -247,83 +244,6 @@ int gather_all(gather_future *const futures[], size_t n, unsigned flags,
         agg_finish(a, false);
     *aggregate_out = &a->base;
     return 0;
-}
-
-/* ---- gather_map ---------------------------------------------------------- */
-
-/* Entries [from, n) were never submitted: they report `why`. */
-static int map_unsubmitted(gather_result *results, size_t from, size_t n,
-                           int why)
-{
-    if (results != NULL)
-        for (size_t i = from; i < n; i++) {
-            results[i].error = why;
-            results[i].value = NULL;
-        }
-    return why;
-}
-
-/* ENOMEM or ESHUTDOWN partway: wait for what was submitted, report `why`
- * for the rest. The waitset was reserved up front, so this wait cannot
- * fail for memory. */
-static int map_partial(gather_future **fs, size_t done, size_t n,
-                       gather_result *results, int why, gather__waitset *ws)
-{
-    (void)gather__wait(fs, done, GATHER__WAIT_ALL, NULL, NULL, ws);
-    if (results != NULL)
-        for (size_t i = 0; i < done; i++)
-            results[i] = read_result(fs[i]);
-    return map_unsubmitted(results, done, n, why);
-}
-
-int gather_map(gather_pool *pool, gather_fn fn, void *const args[], size_t n,
-               gather_result *results, unsigned flags)
-{
-    size_t bytes;
-    int rc = check_flags(flags);
-    if (rc != 0)
-        return rc;
-    if (fn == NULL || (n > 0 && args == NULL) ||
-        !gather__size(n, sizeof(gather_result), 0, &bytes))
-        return EINVAL;
-    if (n == 0)
-        return 0;
-    gather_pool *p = gather__pool_resolve(pool, &rc);
-    if (p == NULL)
-        return map_unsubmitted(results, 0, n, rc);
-    gather_future **fs = gather__malloc(n * sizeof *fs);
-    if (fs == NULL)
-        return map_unsubmitted(results, 0, n, ENOMEM);
-    gather__waitset *ws = gather__waitset_reserve(n);
-    if (ws == NULL) {
-        gather__free(fs);
-        return map_unsubmitted(results, 0, n, ENOMEM);
-    }
-    /* Chunks: one injection-queue lock and one wake-up per chunk. */
-    size_t k = 0;
-    while (k < n) {
-        size_t chunk = n - k < MAP_CHUNK ? n - k : MAP_CHUNK;
-        size_t done = gather__submit_batch(p, fn, &args[k], chunk, &fs[k], &rc);
-        k += done;
-        if (done < chunk)
-            break;
-    }
-    if (k < n && rc == 0)
-        rc = ENOMEM;
-    if (k == 0) {
-        gather__waitset_unreserve(ws); /* nothing submitted: rc as is */
-        map_unsubmitted(results, 0, n, rc);
-    } else if (k < n) {
-        rc = map_partial(fs, k, n, results, rc, ws);
-    } else {
-        rc = gather__wait(fs, n, mode_for(flags), NULL, NULL, ws);
-        if (rc == 0)
-            rc = collect(fs, n, results, flags);
-    }
-    for (size_t i = 0; i < k; i++)
-        gather_future_release(fs[i]);
-    gather__free(fs);
-    return rc;
 }
 
 /* ---- gather_wait_any ----------------------------------------------------- */

@@ -13,7 +13,8 @@
  *             stats
  *   future.c  the future state machine, completion, cancel, callbacks, refs
  *   wait.c    every blocking wait: helping on pool threads, parking elsewhere
- *   gather.c  gather_futures, gather_all, gather_map, gather_wait_any
+ *   gather.c  gather_futures, gather_all, gather_wait_any
+ *   map.c     gather_map: jobs in chunks that split lazily
  *
  * The reasoning behind the memory orders is in docs/design.md.
  */
@@ -195,12 +196,15 @@ struct gather__listener {
 /* The value of a future's `listeners` once its completer took the list. */
 extern gather__listener gather__listeners_closed;
 
-enum { GATHER__TASK = 1, GATHER__AGGREGATE = 2 };
+/* TASK: a task block (pool.c); AGGREGATE: gather_all() (gather.c); MAP:
+ * the internal future of a gather_map() call (map.c). */
+enum { GATHER__TASK = 1, GATHER__AGGREGATE = 2, GATHER__MAP = 3 };
 
 struct gather_future {
     _Atomic uintptr_t state;          /* flags and references, see above */
     _Atomic(gather__listener *) listeners; /* newest first, or closed */
-    uint8_t kind;                     /* GATHER__TASK / GATHER__AGGREGATE */
+    uint8_t kind;                     /* GATHER__TASK / _AGGREGATE / _MAP */
+    bool chunk;                       /* a gather_map chunk task (map.c) */
     uint16_t generation;              /* fork generation at creation (pool.c) */
     int error;                        /* written by the claimer before DONE */
     void *value;                      /* idem */
@@ -268,12 +272,16 @@ static inline bool gather__future_from_parent(const gather_future *f)
                                           memory_order_relaxed);
 }
 
-/* Submits fn(args[i]) for i < k as one batch (one lock for a thread
- * outside the pool), each future into fs[i] with one reference for the
- * caller. Returns how many were submitted; when fewer than k, *err says
- * why (ENOMEM, ESHUTDOWN). */
-size_t gather__submit_batch(gather_pool *p, gather_fn fn, void *const args[],
-                            size_t k, gather_future **fs, int *err);
+/* Submits a gather_map chunk (fn(arg), no future): queued like
+ * gather_submit(p, fn, arg, NULL), but not counted in the stats (its jobs
+ * are, with gather__pool_count_jobs), and run even when the pool cancels
+ * pending tasks (the chunk cancels its jobs itself). 0, ENOMEM, ESHUTDOWN. */
+int gather__submit_chunk(gather_pool *p, gather_fn fn, void *arg);
+/* Adds to the stats counters of p, as the calling thread. */
+void gather__pool_count_jobs(gather_pool *p, uint64_t submitted,
+                             uint64_t completed, uint64_t cancelled);
+/* Does a thread of p sleep, that new work would wake (a hint)? */
+bool gather__pool_has_sleepers(const gather_pool *p);
 
 /* ---- wait.c ------------------------------------------------------------- */
 
@@ -305,5 +313,15 @@ void gather__deadline(struct timespec *ts, uint64_t timeout_ns);
 
 /* Cancels an aggregate (gather_future_cancel() on a GATHER__AGGREGATE). */
 bool gather__aggregate_cancel(gather_future *f);
+/* 0, or EINVAL for unknown or conflicting gather flags. */
+int gather__check_flags(unsigned flags);
+
+/* ---- map.c -------------------------------------------------------------- */
+
+/* The task of a gather_map chunk. */
+int gather__map_chunk_task(void *arg, void **result);
+/* Has the gather_map run of this chunk (a chunk task's arg) been cancelled
+ * (GATHER_CANCEL_ON_ERROR after a failure)? */
+bool gather__map_cancel_requested(const void *chunk_arg);
 
 #endif /* GATHER_INTERNAL_H */

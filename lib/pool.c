@@ -73,6 +73,7 @@ struct gather_pool {
     size_t stack_size;
     bool is_default;
     unsigned generation; /* gather__fork_generation when created */
+    gather_pool *abandoned; /* fork: the default pools of older generations */
 
     alignas(GATHER__CACHELINE) pthread_mutex_t inject_lock;
     gather_future *inject_head, *inject_tail; /* guarded by inject_lock */
@@ -91,6 +92,8 @@ struct gather_pool {
     /* Counters for threads that are not workers of this pool. */
     alignas(GATHER__CACHELINE) _Atomic uint64_t ext_submitted;
     _Atomic uint64_t ext_cancelled;
+    _Atomic uint64_t ext_completed; /* gather_map jobs run for a caller off
+                                       the pool (map.c) */
 };
 
 _Static_assert(offsetof(gather__worker, deque) == 0,
@@ -128,6 +131,7 @@ static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic(gather_pool *) default_pool;
 
 _Atomic unsigned gather__fork_generation;
+static gather_pool *abandoned_defaults; /* changed only in a forked child */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 /* ---- fork() ------------------------------------------------------------- */
@@ -169,6 +173,13 @@ static void after_fork_in_child(void)
                           atomic_load_explicit(&gather__fork_generation,
                                                memory_order_relaxed) + 1,
                           memory_order_relaxed);
+    /* The parent's default pool stays listed (reachable, for leak
+     * checkers): its memory is the parent's state, never reused. */
+    gather_pool *old = atomic_load_explicit(&default_pool, memory_order_relaxed);
+    if (old != NULL) {
+        old->abandoned = abandoned_defaults;
+        abandoned_defaults = old;
+    }
     atomic_store_explicit(&default_pool, NULL, memory_order_relaxed);
     /* The forking thread may have been a worker of a parent's pool: in
      * the child it is an ordinary thread. */
@@ -286,7 +297,7 @@ void gather__pool_count_cancel(gather_pool *pool)
  * destroyed the pool.
  */
 static int inject_push(gather_pool *p, gather_future *head,
-                       gather_future *tail, size_t n)
+                       gather_future *tail, size_t n, size_t counted)
 {
     gather__lock(&p->inject_lock);
     /* relaxed: stopping is written under inject_lock, which we hold. */
@@ -306,7 +317,8 @@ static int inject_push(gather_pool *p, gather_future *head,
     atomic_store_explicit(&p->inject_len,
                           atomic_load_explicit(&p->inject_len, memory_order_relaxed) + n,
                           memory_order_relaxed);
-    atomic_fetch_add_explicit(&p->ext_submitted, n, memory_order_relaxed);
+    if (counted != 0)
+        atomic_fetch_add_explicit(&p->ext_submitted, counted, memory_order_relaxed);
     if (was_empty)
         gather__sleep_wake_n(&p->sleep, n);
     gather__unlock(&p->inject_lock);
@@ -440,7 +452,7 @@ static void run_task(gather__worker *w, gather_future *f)
         return;
     }
     gather_pool *p = w->pool;
-    if (gather__pool_cancelling(p)) {
+    if (gather__pool_cancelling(p) && !f->chunk) { /* chunks cancel their jobs */
         bump(&w->cancelled);
         gather__future_complete_release(f, ECANCELED, NULL, true);
         return;
@@ -455,7 +467,8 @@ static void run_task(gather__worker *w, gather_future *f)
     int rc = f->fn(f->arg, &result);
     tls_depth--;
     tls_current = outer;
-    bump(&w->completed); /* counted before DONE, as SPEC.md asks */
+    if (!f->chunk)
+        bump(&w->completed); /* counted before DONE, as SPEC.md asks */
     bool cancel_req = rc == ECANCELED && gather__pool_cancelling(p);
     /* Completes and gives up the queue's reference, in one CAS when
      * nobody listens (future.c). */
@@ -758,6 +771,7 @@ static int pool_create(gather_pool **out, const gather_pool_options *opts,
     atomic_init(&p->exiting, false);
     atomic_init(&p->ext_submitted, 0);
     atomic_init(&p->ext_cancelled, 0);
+    atomic_init(&p->ext_completed, 0);
 
     size_t name_len = strlen(name);
     p->name = gather__malloc(name_len + 1);
@@ -935,17 +949,11 @@ static gather_future *new_task(gather_pool *p, gather_fn fn, void *arg,
     return f;
 }
 
-int gather_submit(gather_pool *pool, gather_fn fn, void *arg,
-                  gather_future **future)
+/* gather_submit() once the pool is resolved; `chunk`: a gather_map chunk
+ * (not counted, see gather__submit_chunk). */
+static int submit_one(gather_pool *p, gather_fn fn, void *arg,
+                      gather_future **future, bool chunk)
 {
-    if (future != NULL)
-        *future = NULL;
-    if (fn == NULL)
-        return EINVAL;
-    int err = 0;
-    gather_pool *p = gather__pool_resolve(pool, &err);
-    if (p == NULL)
-        return err;
     gather__worker *w = on_own_thread(p) ? tls_worker : NULL;
     if (w == NULL && atomic_load_explicit(&p->stopping, memory_order_relaxed))
         return ESHUTDOWN; /* early answer; inject_push decides under the lock */
@@ -953,12 +961,15 @@ int gather_submit(gather_pool *pool, gather_fn fn, void *arg,
     gather_future *f = new_task(p, fn, arg, future != NULL ? 2 : 1);
     if (f == NULL)
         return ENOMEM;
+    f->chunk = chunk;
     if (w != NULL) {
-        bump(&w->submitted); /* before the push: a thief may finish it first */
+        if (!chunk)
+            bump(&w->submitted); /* before the push: a thief may finish it first */
         if (gather__deque_push_owner(&w->deque, f) != 0) {
-            atomic_store_explicit(&w->submitted,
-                                  atomic_load_explicit(&w->submitted, memory_order_relaxed) - 1,
-                                  memory_order_relaxed);
+            if (!chunk)
+                atomic_store_explicit(&w->submitted,
+                                      atomic_load_explicit(&w->submitted, memory_order_relaxed) - 1,
+                                      memory_order_relaxed);
             gather__task_free(f);
             return ENOMEM;
         }
@@ -966,7 +977,7 @@ int gather_submit(gather_pool *pool, gather_fn fn, void *arg,
          * runs, so waking after the push is safe. */
         gather__sleep_wake_one(&p->sleep);
     } else {
-        int rc = inject_push(p, f, f, 1); /* wakes under its lock */
+        int rc = inject_push(p, f, f, 1, chunk ? 0 : 1); /* wakes under its lock */
         if (rc != 0) {
             gather__task_free(f);
             return rc;
@@ -979,36 +990,53 @@ int gather_submit(gather_pool *pool, gather_fn fn, void *arg,
     return 0;
 }
 
-size_t gather__submit_batch(gather_pool *p, gather_fn fn, void *const args[],
-                            size_t k, gather_future **fs, int *err)
+int gather_submit(gather_pool *pool, gather_fn fn, void *arg,
+                  gather_future **future)
 {
-    if (on_own_thread(p)) { /* own deque: no lock to amortise */
-        for (size_t i = 0; i < k; i++) {
-            *err = gather_submit(p, fn, args[i], &fs[i]);
-            if (*err != 0)
-                return i;
-        }
-        return k;
+    if (future != NULL)
+        *future = NULL;
+    if (fn == NULL)
+        return EINVAL;
+    int err = 0;
+    gather_pool *p = gather__pool_resolve(pool, &err);
+    if (p == NULL)
+        return err;
+    return submit_one(p, fn, arg, future, false);
+}
+
+int gather__submit_chunk(gather_pool *p, gather_fn fn, void *arg)
+{
+    return submit_one(p, fn, arg, NULL, true);
+}
+
+static void add(_Atomic uint64_t *counter, uint64_t n)
+{
+    /* Single writer, as bump(). */
+    atomic_store_explicit(counter,
+                          atomic_load_explicit(counter, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+void gather__pool_count_jobs(gather_pool *p, uint64_t submitted,
+                             uint64_t completed, uint64_t cancelled)
+{
+    gather__worker *w = on_own_thread(p) ? tls_worker : NULL;
+    if (w != NULL) {
+        add(&w->submitted, submitted);
+        add(&w->completed, completed);
+        add(&w->cancelled, cancelled);
+        return;
     }
-    size_t made = 0;
-    for (; made < k; made++) { /* a chain linked by next, in order */
-        fs[made] = new_task(p, fn, args[made], 2);
-        if (fs[made] == NULL)
-            break;
-        if (made > 0)
-            fs[made - 1]->next = fs[made];
-    }
-    *err = made < k ? ENOMEM : 0;
-    if (made == 0)
-        return 0;
-    int rc = inject_push(p, fs[0], fs[made - 1], made);
-    if (rc != 0) {
-        for (size_t i = 0; i < made; i++)
-            gather__task_free(fs[i]);
-        *err = rc;
-        return 0;
-    }
-    return made;
+    atomic_fetch_add_explicit(&p->ext_submitted, submitted, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->ext_completed, completed, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->ext_cancelled, cancelled, memory_order_relaxed);
+}
+
+bool gather__pool_has_sleepers(const gather_pool *p)
+{
+    /* relaxed: a hint for splitting work; a wrong answer costs a split. */
+    return atomic_load_explicit(&((gather_pool *)p)->sleep.sleepers,
+                                memory_order_relaxed) != 0;
 }
 
 int gather_pool_stats_get(const gather_pool *pool, gather_pool_stats *stats)
@@ -1022,6 +1050,7 @@ int gather_pool_stats_get(const gather_pool *pool, gather_pool_stats *stats)
     gather_pool_stats s = {0};
     s.submitted = atomic_load_explicit(&p->ext_submitted, memory_order_relaxed);
     s.cancelled = atomic_load_explicit(&p->ext_cancelled, memory_order_relaxed);
+    s.completed = atomic_load_explicit(&p->ext_completed, memory_order_relaxed);
     for (size_t i = 0; i < p->nthreads; i++) {
         gather__worker *w = &p->workers[i];
         s.submitted += atomic_load_explicit(&w->submitted, memory_order_relaxed);

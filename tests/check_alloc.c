@@ -7,12 +7,25 @@
  * fails either the k-th allocation once or every allocation from the k-th
  * on (the way SQLite's fault simulator does).
  *
- * Each fault scenario runs for k = 0, 1, 2, ... until a run in which no
- * allocation was failed, in both modes, and checks every time that:
+ * Each fault scenario first runs once unharmed, counting its allocations
+ * (K), then for every k = 0, 1, 2, ... (at least up to K, and on until a run
+ * in which no allocation was failed), in both modes, and checks every time
+ * that:
  *   - the call that needed memory returns ENOMEM (EAGAIN where documented),
+ *     and a failed allocation always surfaces that way from some call
+ *     (except inside a gather_map that succeeded: it may do without an
+ *     allocation, splitting its range less; see failures_during()),
  *   - nothing leaks: the live block count returns to its value before,
  *   - nothing accepted is lost: every task whose submit returned 0 runs
  *     exactly once, every future completes.
+ * One of them (sc_realistic) is a whole application in one run: create,
+ * submit, a task gathering subtasks, an aggregate of an aggregate, done
+ * callbacks, gather_map, shutdown, destroy.
+ *
+ * Thread creation fails too: the suite is linked with
+ * -Wl,--wrap=pthread_create (tests/CMakeLists.txt), so every pthread_create
+ * of libgather.a and of this file goes through __wrap_pthread_create below,
+ * which can fail the n-th call with EAGAIN and counts the threads running.
  *
  * Each run happens on a fresh pthread (so a thread's first blocking wait
  * really allocates its wait record, and the thread's own records are freed
@@ -21,6 +34,7 @@
  */
 #include "testutil.h"
 
+#include <limits.h>
 #include <sched.h>
 #include <string.h>
 #include <unistd.h>
@@ -77,9 +91,86 @@ static void disarm(void)
     atomic_store(&al_mode, FAULT_OFF);
 }
 
+/* ---- failing thread creation (-Wl,--wrap=pthread_create) ----------------------------- */
+
+/*
+ * The linker sends every pthread_create call of this file and of
+ * libgather.a here; __real_pthread_create is the real one (under a
+ * sanitizer, its interceptor). When armed it fails the n-th call once, or
+ * every call from the n-th on, with EAGAIN. Every thread it starts is
+ * counted in threads_live until its start routine returns, so a thread
+ * left running (never told to exit, never joined) shows.
+ */
+int __real_pthread_create(pthread_t *thread, const pthread_attr_t *attr,
+                          void *(*start)(void *), void *arg);
+int __wrap_pthread_create(pthread_t *thread, const pthread_attr_t *attr,
+                          void *(*start)(void *), void *arg);
+
+static atomic_int pc_mode;     /* FAULT_OFF, FAULT_ONCE, FAULT_FROM */
+static atomic_long pc_seq;     /* calls while armed */
+static atomic_long pc_n;
+static atomic_long pc_failed;  /* calls failed on purpose */
+static atomic_long threads_live;
+
+typedef struct counted_start_arg {
+    void *(*start)(void *);
+    void *arg;
+} counted_start_arg;
+
+static void *counted_start(void *p)
+{
+    counted_start_arg a = *(counted_start_arg *)p;
+    free(p);
+    void *ret = a.start(a.arg);
+    atomic_fetch_sub(&threads_live, 1);
+    return ret;
+}
+
+int __wrap_pthread_create(pthread_t *thread, const pthread_attr_t *attr,
+                          void *(*start)(void *), void *arg)
+{
+    int mode = atomic_load(&pc_mode);
+    if (mode != FAULT_OFF) {
+        long i = atomic_fetch_add(&pc_seq, 1);
+        long n = atomic_load(&pc_n);
+        if ((mode == FAULT_ONCE && i == n) || (mode == FAULT_FROM && i >= n)) {
+            atomic_fetch_add(&pc_failed, 1);
+            return EAGAIN;
+        }
+    }
+    counted_start_arg *a = malloc(sizeof *a); /* plain malloc: not the library's */
+    if (a == NULL)
+        return EAGAIN;
+    a->start = start;
+    a->arg = arg;
+    atomic_fetch_add(&threads_live, 1); /* before: it may return at once */
+    int rc = __real_pthread_create(thread, attr, counted_start, a);
+    if (rc != 0) {
+        atomic_fetch_sub(&threads_live, 1);
+        free(a);
+    }
+    return rc;
+}
+
+static void pc_arm(int mode, long n)
+{
+    atomic_store(&pc_seq, 0);
+    atomic_store(&pc_failed, 0);
+    atomic_store(&pc_n, n);
+    atomic_store(&pc_mode, mode);
+}
+
+static void pc_disarm(void)
+{
+    atomic_store(&pc_mode, FAULT_OFF);
+}
+
 /* Results of the calls main() made before any pool existed. */
 static int pre_half_malloc_rc = -1, pre_half_free_rc = -1;
 static int pre_install_rc = -1, pre_restore_rc = -1, pre_reinstall_rc = -1;
+/* A 2-thread create whose second thread failed to start, before any pool. */
+static int pre_thread_fail_rc = -1, pre_after_thread_fail_replace_rc = -1;
+static long pre_thread_fail_threads = -1, pre_thread_fail_blocks = -1;
 
 /* ---- scenario runner -------------------------------------------------------------- */
 
@@ -88,6 +179,7 @@ typedef struct sc {
     long k;
     char msg[256];
     long enomem_seen; /* calls under test that returned ENOMEM */
+    long tolerated;   /* failures inside gather_map calls that succeeded */
 } sc;
 
 /* A soft check: records the first failure and carries on (the scenario is
@@ -131,14 +223,40 @@ static void run_once(sc_fn fn, sc *s)
     ck_assert_int_eq(pthread_join(tid, NULL), 0);
 }
 
-/* Runs `fn` for every k in both modes until a run needs no failure. */
+/* Runs `fn` once with the allocator armed but never failing; returns the
+ * number of allocations it made while armed (K). */
+static long count_allocations(const char *name, sc_fn fn)
+{
+    long base = atomic_load(&al_live);
+    atomic_store(&al_injected, 0);
+    sc s;
+    memset(&s, 0, sizeof s);
+    s.mode = FAULT_ONCE;
+    s.k = LONG_MAX; /* never reached: counts only */
+    run_once(fn, &s);
+    ck_assert_msg(s.msg[0] == '\0', "%s (unharmed run): %s", name, s.msg);
+    ck_assert_msg(s.enomem_seen == 0, "%s (unharmed run): ENOMEM without a failure", name);
+    ck_assert_msg(atomic_load(&al_live) == base, "%s (unharmed run): %ld blocks leaked", name,
+                  atomic_load(&al_live) - base);
+    ck_assert_int_eq(atomic_load(&al_injected), 0);
+    return atomic_load(&al_seq);
+}
+
+/* Most runs per mode: a guard against a scenario that never stops failing. */
+enum { RUNS_MAX = 20000 };
+
+/* Counts K, then runs `fn` for every k in both modes, at least up to K and
+ * on until a run needs no failure (a run may allocate more than the
+ * unharmed one: a wait that finds its futures done allocates nothing). */
 static void run_faults(const char *name, sc_fn fn)
 {
     static const char *mode_names[] = {"off", "once", "from"};
+    long K = count_allocations(name, fn);
+    ck_assert_msg(K > 0, "%s: no allocation to fail", name);
     for (int mode = FAULT_ONCE; mode <= FAULT_FROM; mode++) {
         long enomem = 0;
         long k;
-        for (k = 0; k < 5000; k++) {
+        for (k = 0; k < RUNS_MAX; k++) {
             long base = atomic_load(&al_live);
             atomic_store(&al_injected, 0);
             sc s;
@@ -150,14 +268,23 @@ static void run_faults(const char *name, sc_fn fn)
             ck_assert_msg(s.msg[0] == '\0', "%s (%s k=%ld): %s", name, mode_names[mode], k, s.msg);
             ck_assert_msg(atomic_load(&al_live) == base, "%s (%s k=%ld): %ld blocks leaked", name,
                           mode_names[mode], k, atomic_load(&al_live) - base);
+            /* A failed allocation is never swallowed (unless a call
+             * could do without it), and nothing fails for memory unless
+             * an allocation did. */
+            ck_assert_msg(injected - s.tolerated == 0 || s.enomem_seen > 0,
+                          "%s (%s k=%ld): an allocation failed, no call reported it", name,
+                          mode_names[mode], k);
+            ck_assert_msg(injected > 0 || s.enomem_seen == 0,
+                          "%s (%s k=%ld): ENOMEM with no allocation failed", name,
+                          mode_names[mode], k);
             enomem += s.enomem_seen;
-            if (injected == 0)
+            if (injected == 0 && k >= K)
                 break;
         }
-        ck_assert_msg(k < 5000, "%s: never ran without an injected failure", name);
+        ck_assert_msg(k < RUNS_MAX, "%s: never ran without an injected failure", name);
         if (getenv("GATHER_TEST_VERBOSE"))
-            fprintf(stderr, "%s (%s): %ld runs, %ld ENOMEM\n", name, mode_names[mode], k + 1,
-                    enomem);
+            fprintf(stderr, "%s (%s): K=%ld, %ld runs, %ld ENOMEM\n", name, mode_names[mode], K,
+                    k + 1, enomem);
         /* Some k made the call under test fail with ENOMEM. */
         ck_assert_msg(enomem > 0, "%s (%s): no call reported ENOMEM", name, mode_names[mode]);
     }
@@ -184,6 +311,19 @@ static bool poll_atomic(atomic_int *v, int target)
         sched_yield();
     }
     return true;
+}
+
+/* Allocations failed so far in this run. gather_map may do without some
+ * (it splits its range into fewer chunks): failures_during() is what a
+ * gather_map call that succeeded tolerated. */
+static long failures_now(void)
+{
+    return atomic_load(&al_injected);
+}
+
+static long failures_during(int rc, long before)
+{
+    return rc == 0 ? failures_now() - before : 0;
 }
 
 static gather_pool *make_pool(sc *s, size_t threads)
@@ -503,7 +643,9 @@ static void sc_map(sc *s)
     }
     int snap_started[N], snap_finished[N];
     arm(s->mode, s->k);
+    long before = failures_now();
     int rc = gather_map(p, task_slot, args, N, r, 0);
+    s->tolerated += failures_during(rc, before);
     for (int i = 0; i < N; i++) {
         snap_finished[i] = atomic_load(&sl[i].finished);
         snap_started[i] = atomic_load(&sl[i].started);
@@ -635,6 +777,7 @@ typedef struct nested_ctx {
     slot map_sl[NMAP];
     gather_result map_r[NMAP];
     int map_rc;
+    long map_tolerated;
     int map_snap_started[NMAP], map_snap_finished[NMAP];
 } nested_ctx;
 
@@ -665,7 +808,9 @@ static int task_nested(void *arg, void **result)
         args[i] = &c->map_sl[i];
         c->map_r[i] = (gather_result){-1, NULL};
     }
+    long before = failures_now();
     c->map_rc = gather_map(c->pool, task_slot, args, NMAP, c->map_r, 0);
+    c->map_tolerated = failures_during(c->map_rc, before);
     for (int i = 0; i < NMAP; i++) {
         c->map_snap_finished[i] = atomic_load(&c->map_sl[i].finished);
         c->map_snap_started[i] = atomic_load(&c->map_sl[i].started);
@@ -723,9 +868,286 @@ static void sc_nested(sc *s)
         }
         check_map_outcome(s, c->map_rc, NMAP, c->map_sl, c->map_r, c->map_snap_started,
                           c->map_snap_finished);
+        s->tolerated += c->map_tolerated;
         check_map_after(s, NMAP, c->map_sl, c->map_r, c->map_snap_started);
     }
     free(c);
+}
+
+/* ---- a whole application in one run ------------------------------------------------- */
+
+/*
+ * Everything goes through the armed allocator: pool creation, submissions
+ * from outside (with and without futures), two tasks that each submit
+ * subtasks and gather them (waits that help on a worker), an aggregate of
+ * those two tasks nested in an aggregate with three more, done callbacks,
+ * an off-pool wait on the outer aggregate, gather_futures over every task,
+ * gather_map, shutdown, a refused late submit, destroy. Whatever failed,
+ * every call answers 0 or ENOMEM (ESHUTDOWN for the late submit), each task
+ * ran exactly when its submission was accepted, each callback ran exactly
+ * when it was added, and (run_faults) nothing leaked.
+ */
+enum { RP = 2, RSUB = 3, RLEAF = 3, RMAP = 4 };
+
+typedef struct real_parent {
+    slot self;
+    slot subs[RSUB];
+    int sub_rc[RSUB];
+    int gather_rc;
+    int results_ok; /* gather_futures' results belonged to the right subtasks */
+} real_parent;
+
+typedef struct real_run {
+    real_parent parents[RP];
+    slot leaves[RLEAF];
+    slot detached;
+    slot late; /* submitted after shutdown: never runs */
+    slot map[RMAP];
+    atomic_int callbacks;
+} real_run;
+
+/* A call under test answered 0 or ENOMEM (counted). */
+#define CHECK_RC(s, rc)                                                                \
+    do {                                                                               \
+        int rc_ = (rc);                                                                \
+        CHECKF(s, rc_ == 0 || rc_ == ENOMEM, "rc = %d", rc_);                          \
+        if (rc_ == ENOMEM)                                                             \
+            (s)->enomem_seen++;                                                        \
+    } while (0)
+
+static int task_real_parent(void *arg, void **result)
+{
+    real_parent *pa = arg;
+    atomic_fetch_add(&pa->self.started, 1);
+    gather_future *list[RSUB];
+    int idx[RSUB];
+    int n = 0;
+    for (int i = 0; i < RSUB; i++) {
+        gather_future *f = NULL;
+        pa->sub_rc[i] = gather_submit(gather_current_pool(), task_slot, &pa->subs[i], &f);
+        if (pa->sub_rc[i] == 0) {
+            idx[n] = i;
+            list[n++] = f;
+        }
+    }
+    gather_result r[RSUB];
+    pa->gather_rc = gather_futures(list, (size_t)n, r, 0);
+    pa->results_ok = 1;
+    if (pa->gather_rc == 0)
+        for (int j = 0; j < n; j++)
+            if (r[j].error != 0 || r[j].value != &pa->subs[idx[j]])
+                pa->results_ok = 0;
+    /* On ENOMEM the subtasks are released, not waited for: they still run
+     * (destroy drains them), which the checks count. */
+    for (int j = 0; j < n; j++)
+        gather_future_release(list[j]);
+    atomic_fetch_add(&pa->self.finished, 1);
+    *result = pa;
+    return 0;
+}
+
+static void cb_tally(gather_future *f, void *ud)
+{
+    (void)f;
+    atomic_fetch_add(&((real_run *)ud)->callbacks, 1);
+}
+
+/* The outer aggregate's value: the inner aggregate's (the parents' results
+ * in order: np entries), then the leaves' values. */
+static void check_outer_value(sc *s, gather_result *res, size_t n, gather_future *const *list,
+                              void *const *expect, gather_future *inner,
+                              gather_future *const *parents, size_t np)
+{
+    CHECK(s, (n == 0) == (res == NULL));
+    for (size_t j = 0; res != NULL && j < n; j++) {
+        CHECKF(s, res[j].error == 0, "outer[%zu].error = %d", j, res[j].error);
+        if (list[j] != inner) {
+            CHECK(s, res[j].value == expect[j]);
+            continue;
+        }
+        gather_result *in = res[j].value;
+        CHECK(s, (in != NULL || np == 0) && in == gather_future_value(inner));
+        for (size_t i = 0; in != NULL && i < np; i++)
+            CHECK(s, in[i].error == 0 && in[i].value == gather_future_value(parents[i]));
+    }
+}
+
+static void sc_realistic(sc *s)
+{
+    real_run *r = calloc(1, sizeof *r); /* plain malloc: not the library's */
+    if (!r) {
+        CHECK(s, !"calloc");
+        return;
+    }
+    gather_pool_options o = {0};
+    o.threads = 2;
+    o.name = "realistic";
+    gather_pool *p = (gather_pool *)r; /* must be reset */
+    arm(s->mode, s->k);
+    int rc = gather_pool_create(&p, &o);
+    CHECK_RC(s, rc);
+    if (rc != 0) {
+        disarm();
+        CHECK(s, p == NULL);
+        free(r);
+        return;
+    }
+
+    /* Submissions from outside the pool, and a done callback on each. */
+    gather_future *pf[RP], *lf[RLEAF];
+    int prc[RP], lrc[RLEAF];
+    int cb_added = 0;
+    for (int i = 0; i < RP; i++) {
+        prc[i] = gather_submit(p, task_real_parent, &r->parents[i], &pf[i]);
+        CHECK_RC(s, prc[i]);
+        CHECK(s, (prc[i] == 0) == (pf[i] != NULL));
+    }
+    for (int i = 0; i < RLEAF; i++) {
+        lrc[i] = gather_submit(p, task_slot, &r->leaves[i], &lf[i]);
+        CHECK_RC(s, lrc[i]);
+        CHECK(s, (lrc[i] == 0) == (lf[i] != NULL));
+    }
+    int drc = gather_submit(p, task_slot, &r->detached, NULL);
+    CHECK_RC(s, drc);
+    for (int i = 0; i < RP + RLEAF; i++) {
+        gather_future *f = i < RP ? pf[i] : lf[i - RP];
+        if (f) {
+            int crc = gather_future_on_done(f, cb_tally, r);
+            CHECK_RC(s, crc);
+            cb_added += crc == 0;
+        }
+    }
+
+    /* An aggregate of the parents, nested in one with the leaves. */
+    gather_future *plist[RP];
+    size_t np = 0;
+    for (int i = 0; i < RP; i++)
+        if (pf[i])
+            plist[np++] = pf[i];
+    gather_future *inner = NULL, *outer = NULL;
+    int irc = gather_all(plist, np, GATHER_RETURN_ERRORS, &inner);
+    CHECK_RC(s, irc);
+    CHECK(s, (irc == 0) == (inner != NULL));
+    gather_future *olist[1 + RLEAF];
+    void *expect[1 + RLEAF];
+    size_t no = 0;
+    if (inner) {
+        olist[no] = inner;
+        expect[no++] = NULL; /* check_outer_value() looks inside */
+    }
+    for (int i = 0; i < RLEAF; i++) {
+        if (lf[i]) {
+            olist[no] = lf[i];
+            expect[no++] = &r->leaves[i];
+        }
+    }
+    int orc = gather_all(olist, no, 0, &outer);
+    CHECK_RC(s, orc);
+    CHECK(s, (orc == 0) == (outer != NULL));
+    if (outer) {
+        int crc = gather_future_on_done(outer, cb_tally, r);
+        CHECK_RC(s, crc);
+        cb_added += crc == 0;
+        /* Off the pool: this thread's first blocking wait allocates its
+         * wait record. */
+        void *v = &o; /* untouched on ENOMEM */
+        int wrc = gather_future_wait(outer, &v);
+        CHECK_RC(s, wrc);
+        if (wrc == ENOMEM) {
+            CHECK(s, v == &o);
+            CHECK(s, poll_done(outer));
+            CHECK(s, gather_future_error(outer) == 0);
+            v = gather_future_value(outer);
+        }
+        CHECK(s, v == gather_future_value(outer));
+        check_outer_value(s, v, no, olist, expect, inner, plist, np);
+    }
+
+    /* gather_futures over every task future we hold. */
+    gather_future *all[RP + RLEAF];
+    void *want[RP + RLEAF];
+    size_t na = 0;
+    for (int i = 0; i < RP; i++)
+        if (pf[i]) {
+            want[na] = &r->parents[i];
+            all[na++] = pf[i];
+        }
+    for (int i = 0; i < RLEAF; i++)
+        if (lf[i]) {
+            want[na] = &r->leaves[i];
+            all[na++] = lf[i];
+        }
+    gather_result ar[RP + RLEAF];
+    int grc = gather_futures(all, na, ar, 0);
+    CHECK_RC(s, grc);
+    for (size_t j = 0; grc == 0 && j < na; j++)
+        CHECK(s, ar[j].error == 0 && ar[j].value == want[j]);
+
+    /* gather_map; then shutdown, a late submit, destroy. */
+    void *args[RMAP];
+    gather_result mr[RMAP];
+    for (int i = 0; i < RMAP; i++) {
+        args[i] = &r->map[i];
+        mr[i] = (gather_result){-1, NULL};
+    }
+    long before = failures_now();
+    int mrc = gather_map(p, task_slot, args, RMAP, mr, 0);
+    s->tolerated += failures_during(mrc, before);
+    int snap_started[RMAP], snap_finished[RMAP];
+    for (int i = 0; i < RMAP; i++) {
+        snap_finished[i] = atomic_load(&r->map[i].finished);
+        snap_started[i] = atomic_load(&r->map[i].started);
+    }
+    check_map_outcome(s, mrc, RMAP, r->map, mr, snap_started, snap_finished);
+    CHECK(s, gather_pool_shutdown(p, 0) == 0);
+    gather_future *late = (gather_future *)r;
+    CHECK(s, gather_submit(p, task_slot, &r->late, &late) == ESHUTDOWN);
+    CHECK(s, late == NULL);
+    gather_future_release(inner);
+    gather_future_release(outer);
+    for (int i = 0; i < RP; i++)
+        gather_future_release(pf[i]);
+    for (int i = 0; i < RLEAF; i++)
+        gather_future_release(lf[i]);
+    CHECK(s, gather_pool_destroy(p) == 0);
+    disarm();
+
+    /* Drained: every accepted task ran once, no refused one ran. */
+    int accepted = 0, ran = 0;
+    for (int i = 0; i < RP; i++) {
+        real_parent *pa = &r->parents[i];
+        CHECK(s, atomic_load(&pa->self.started) == (prc[i] == 0));
+        accepted += prc[i] == 0;
+        ran += atomic_load(&pa->self.started);
+        if (prc[i] != 0)
+            continue;
+        for (int j = 0; j < RSUB; j++) {
+            CHECK_RC(s, pa->sub_rc[j]);
+            CHECK(s, atomic_load(&pa->subs[j].started) == (pa->sub_rc[j] == 0));
+            accepted += pa->sub_rc[j] == 0;
+            ran += atomic_load(&pa->subs[j].started);
+        }
+        CHECK_RC(s, pa->gather_rc);
+        CHECK(s, pa->results_ok);
+    }
+    for (int i = 0; i < RLEAF; i++) {
+        CHECK(s, atomic_load(&r->leaves[i].started) == (lrc[i] == 0));
+        accepted += lrc[i] == 0;
+        ran += atomic_load(&r->leaves[i].started);
+    }
+    CHECK(s, atomic_load(&r->detached.started) == (drc == 0));
+    accepted += drc == 0;
+    ran += atomic_load(&r->detached.started);
+    CHECK(s, atomic_load(&r->late.started) == 0);
+    check_map_after(s, RMAP, r->map, mr, snap_started);
+    for (int i = 0; i < RMAP; i++) {
+        accepted += mr[i].error == 0;
+        ran += atomic_load(&r->map[i].started);
+    }
+    CHECKF(s, ran == accepted, "%d tasks ran, %d accepted", ran, accepted);
+    CHECKF(s, atomic_load(&r->callbacks) == cb_added, "%d callbacks ran, %d added",
+           atomic_load(&r->callbacks), cb_added);
+    free(r);
 }
 
 /* ---- tests ---------------------------------------------------------------------------- */
@@ -853,6 +1275,12 @@ START_TEST(test_nested_gather_in_task_fails_cleanly)
 }
 END_TEST
 
+START_TEST(test_realistic_application_fails_cleanly_at_every_allocation)
+{
+    run_faults("realistic", sc_realistic);
+}
+END_TEST
+
 /* Last: it leaves a (destroyed) pool behind in this process. */
 START_TEST(test_replace_allocator_is_ebusy_once_a_pool_existed)
 {
@@ -874,6 +1302,118 @@ START_TEST(test_replace_allocator_is_ebusy_once_a_pool_existed)
     ck_assert_int_gt(atomic_load(&al_allocs), base);
     ck_assert_int_eq(gather_pool_destroy(p), 0);
     ck_assert_int_eq(atomic_load(&al_live), live);
+}
+END_TEST
+
+/* ---- thread creation failures ---------------------------------------------------------- */
+
+START_TEST(test_failed_thread_start_leaves_allocator_replaceable)
+{
+    /* main() made a 2-thread pool whose second thread failed to start,
+     * before any pool existed: no pool was created, the first thread was
+     * joined, every block returned, and the allocator is not frozen. */
+    ck_assert_int_eq(pre_thread_fail_rc, EAGAIN);
+    ck_assert_int_eq(pre_thread_fail_threads, 0);
+    ck_assert_int_eq(pre_thread_fail_blocks, 0);
+    ck_assert_int_eq(pre_after_thread_fail_replace_rc, 0);
+}
+END_TEST
+
+START_TEST(test_pool_create_thread_failure_is_eagain_and_joins_started_threads)
+{
+    static const size_t sizes[] = {1, 2, 4};
+    for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
+        gather_pool_options o = {0};
+        o.threads = sizes[t];
+        for (int mode = FAULT_ONCE; mode <= FAULT_FROM; mode++) {
+            for (long i = 0; i < (long)sizes[t]; i++) {
+                long threads = atomic_load(&threads_live);
+                long blocks = atomic_load(&al_live);
+                gather_pool *p = (gather_pool *)&o; /* must be reset */
+                pc_arm(mode, i);
+                int rc = gather_pool_create(&p, &o);
+                pc_disarm();
+                ck_assert_msg(rc == EAGAIN, "%zu threads, thread %ld failed: rc %d", sizes[t], i,
+                              rc);
+                ck_assert_ptr_null(p);
+                ck_assert_int_ge(atomic_load(&pc_failed), 1);
+                /* Threads 0..i-1 were started: all joined when it returns. */
+                ck_assert_msg(atomic_load(&threads_live) == threads,
+                              "%zu threads, thread %ld failed: %ld left running", sizes[t], i,
+                              atomic_load(&threads_live) - threads);
+                ck_assert_msg(atomic_load(&al_live) == blocks,
+                              "%zu threads, thread %ld failed: %ld blocks leaked", sizes[t], i,
+                              atomic_load(&al_live) - blocks);
+            }
+        }
+        /* Unarmed, the same request works. */
+        long threads = atomic_load(&threads_live);
+        gather_pool *p = tu_pool(sizes[t]);
+        long running = atomic_load(&threads_live);
+        ck_assert_int_eq(running, threads + (long)sizes[t]);
+        slot sl = {0};
+        gather_future *f = NULL;
+        ck_assert_int_eq(gather_submit(p, task_slot, &sl, &f), 0);
+        void *v = NULL;
+        ck_assert_int_eq(gather_future_wait(f, &v), 0);
+        ck_assert_ptr_eq(v, &sl);
+        gather_future_release(f);
+        ck_assert_int_eq(gather_pool_destroy(p), 0);
+        running = atomic_load(&threads_live);
+        ck_assert_int_eq(running, threads);
+    }
+}
+END_TEST
+
+/* Run in its own process (CK_FORK) or, with CK_FORK=no, before anything
+ * else of this suite uses the default pool: nothing else here does. */
+START_TEST(test_default_pool_thread_failure_is_reported_then_retried)
+{
+    enum { T = 3 };
+    ck_assert_int_eq(setenv("GATHER_THREADS", "3", 1), 0);
+    for (int mode = FAULT_ONCE; mode <= FAULT_FROM; mode++) {
+        for (long i = 0; i < T; i++) {
+            long threads = atomic_load(&threads_live);
+            long blocks = atomic_load(&al_live);
+            slot sl = {0};
+            gather_future *f = (gather_future *)&sl; /* must be reset */
+            pc_arm(mode, i);
+            int rc = gather_submit(NULL, task_slot, &sl, &f);
+            if (mode == FAULT_FROM) {
+                /* Every call that needs the default pool tries again, and
+                 * fails again while threads cannot start. */
+                ck_assert_uint_eq(gather_pool_threads(NULL), 0);
+                gather_pool_stats st;
+                ck_assert_int_eq(gather_pool_stats_get(NULL, &st), EAGAIN);
+                void *args[2] = {&sl, &sl};
+                gather_result res[2] = {{-1, NULL}, {-1, NULL}};
+                ck_assert_int_eq(gather_map(NULL, task_slot, args, 2, res, 0), EAGAIN);
+                ck_assert_int_eq(res[0].error, EAGAIN);
+                ck_assert_int_eq(res[1].error, EAGAIN);
+            }
+            pc_disarm();
+            ck_assert_msg(rc == EAGAIN, "thread %ld failed: rc %d", i, rc);
+            ck_assert_ptr_null(f);
+            ck_assert_int_eq(atomic_load(&sl.started), 0);
+            ck_assert_msg(atomic_load(&threads_live) == threads, "thread %ld failed: %ld left running",
+                          i, atomic_load(&threads_live) - threads);
+            ck_assert_msg(atomic_load(&al_live) == blocks, "thread %ld failed: %ld blocks leaked",
+                          i, atomic_load(&al_live) - blocks);
+        }
+    }
+    /* The failure is not remembered: once threads start, the next call
+     * creates the default pool. */
+    long threads = atomic_load(&threads_live);
+    slot sl = {0};
+    gather_future *f = NULL;
+    ck_assert_int_eq(gather_submit(NULL, task_slot, &sl, &f), 0);
+    void *v = NULL;
+    ck_assert_int_eq(gather_future_wait(f, &v), 0);
+    ck_assert_ptr_eq(v, &sl);
+    gather_future_release(f);
+    ck_assert_uint_eq(gather_pool_threads(NULL), T);
+    long running = atomic_load(&threads_live);
+    ck_assert_int_eq(running, threads + T);
 }
 END_TEST
 
@@ -938,6 +1478,17 @@ int main(void)
     pre_install_rc = gather_replace_allocator(counting_malloc, counting_free);
     pre_restore_rc = gather_replace_allocator(NULL, NULL);
     pre_reinstall_rc = gather_replace_allocator(counting_malloc, counting_free);
+    /* A create that fails to start its second thread creates no pool, so
+     * the allocator may still be replaced afterwards. */
+    gather_pool_options two = {0};
+    two.threads = 2;
+    gather_pool *none = NULL;
+    pc_arm(FAULT_ONCE, 1);
+    pre_thread_fail_rc = gather_pool_create(&none, &two);
+    pc_disarm();
+    pre_thread_fail_threads = atomic_load(&threads_live);
+    pre_thread_fail_blocks = atomic_load(&al_live);
+    pre_after_thread_fail_replace_rc = gather_replace_allocator(counting_malloc, counting_free);
 
     Suite *s = suite_create("alloc");
 
@@ -958,6 +1509,14 @@ int main(void)
     tcase_add_test(tc, test_off_pool_future_wait_record_fails_cleanly);
     tcase_add_test(tc, test_off_pool_wait_any_record_fails_cleanly);
     tcase_add_test(tc, test_nested_gather_in_task_fails_cleanly);
+    tcase_add_test(tc, test_realistic_application_fails_cleanly_at_every_allocation);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("threads");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_failed_thread_start_leaves_allocator_replaceable);
+    tcase_add_test(tc, test_pool_create_thread_failure_is_eagain_and_joins_started_threads);
+    tcase_add_test(tc, test_default_pool_thread_failure_is_reported_then_retried);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("steady_state");

@@ -1,8 +1,11 @@
 /*
  * check_errors.c - bad input and refused calls: every EINVAL convention of
  * SPEC.md ("Conventions", "NULL and empty"), EDEADLK from a pool's own
- * threads, ESHUTDOWN after shutdown, EBUSY for a late allocator change, and
- * the version string.
+ * threads and for waits on a task running beneath the caller, ESHUTDOWN
+ * after shutdown, the default pool refusing shutdown by pointer, impossible
+ * stack sizes, EBUSY for a late allocator change, and the version string.
+ * The misuse table of README.md maps each misuse to its test here (or in
+ * check_alloc, check_future, check_gather, check_lifecycle, check_nesting).
  */
 /* This suite passes bad arguments on purpose (NULL arrays with n > 0,
  * overflowing counts) to check the run-time EINVAL. gather.h lets GCC flag
@@ -389,6 +392,78 @@ START_TEST(test_shutdown_of_another_pool_from_task_is_allowed)
 }
 END_TEST
 
+/* ---- the default pool, impossible stacks ---------------------------------- */
+
+typedef struct default_ptr_ctx {
+    gather_pool *pool;
+    int shutdown_rc;
+    int cancel_rc;
+    int destroy_rc;
+} default_ptr_ctx;
+
+static int task_destroy_default_by_pointer(void *arg, void **result)
+{
+    default_ptr_ctx *c = (default_ptr_ctx *)arg;
+    c->pool = gather_current_pool();
+    c->shutdown_rc = gather_pool_shutdown(c->pool, 0);
+    c->cancel_rc = gather_pool_shutdown(c->pool, GATHER_CANCEL_PENDING);
+    c->destroy_rc = gather_pool_destroy(c->pool);
+    *result = NULL;
+    return 0;
+}
+
+START_TEST(test_shutdown_and_destroy_of_default_pool_pointer_are_einval)
+{
+    /* The default pool's own pointer (gather_current_pool() in one of its
+     * tasks) is refused like NULL: EINVAL, not EDEADLK, inside the pool... */
+    default_ptr_ctx c = {NULL, -1, -1, -1};
+    gather_future *f = NULL;
+    ck_assert_int_eq(gather_submit(NULL, task_destroy_default_by_pointer, &c, &f), 0);
+    ck_assert_int_eq(gather_future_wait(f, NULL), 0);
+    gather_future_release(f);
+    ck_assert_ptr_nonnull(c.pool);
+    ck_assert_int_eq(c.shutdown_rc, EINVAL);
+    ck_assert_int_eq(c.cancel_rc, EINVAL);
+    ck_assert_int_eq(c.destroy_rc, EINVAL);
+    /* ...and outside it. */
+    ck_assert_int_eq(gather_pool_shutdown(c.pool, 0), EINVAL);
+    ck_assert_int_eq(gather_pool_shutdown(c.pool, GATHER_CANCEL_PENDING), EINVAL);
+    ck_assert_int_eq(gather_pool_destroy(c.pool), EINVAL);
+    /* Nothing was done: the pool takes work by pointer and by NULL. */
+    ck_assert_uint_eq(gather_pool_threads(c.pool), gather_pool_threads(NULL));
+    for (int i = 0; i < 2; i++) {
+        void *v = NULL;
+        ck_assert_int_eq(gather_submit(i ? NULL : c.pool, tu_task_identity, &marker_a, &f), 0);
+        ck_assert_int_eq(gather_future_wait(f, &v), 0);
+        ck_assert_ptr_eq(v, &marker_a);
+        gather_future_release(f);
+    }
+}
+END_TEST
+
+START_TEST(test_pool_create_with_impossible_stack_size_fails_cleanly)
+{
+    /* Sizes no system can give: refused (EINVAL) or not mappable (EAGAIN);
+     * no pool either way, and the next request works. */
+    const size_t sizes[] = {SIZE_MAX, SIZE_MAX - 4095, SIZE_MAX / 2,
+                            (size_t)1 << (sizeof(size_t) * 8 - 2)};
+    gather_pool_options o = {0};
+    o.threads = 2;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        o.stack_size = sizes[i];
+        gather_pool *p = (gather_pool *)&o; /* must be reset */
+        int rc = gather_pool_create(&p, &o);
+        ck_assert_msg(rc == EINVAL || rc == EAGAIN, "stack_size %zu: rc %d", sizes[i], rc);
+        ck_assert_ptr_null(p);
+    }
+    o.stack_size = 0;
+    gather_pool *p = NULL;
+    ck_assert_int_eq(gather_pool_create(&p, &o), 0);
+    check_pool_alive(p);
+    ck_assert_int_eq(gather_pool_destroy(p), 0);
+}
+END_TEST
+
 /* ---- ESHUTDOWN ------------------------------------------------------------- */
 
 START_TEST(test_submit_and_map_after_shutdown_are_eshutdown)
@@ -471,6 +546,213 @@ START_TEST(test_on_done_with_null_future_or_callback_is_einval)
     ck_assert_int_eq(gather_pool_destroy(p), 0); /* callbacks finished */
     ck_assert_int_eq(atomic_load(&calls), 1);
     tu_gate_destroy(&gate);
+}
+END_TEST
+
+/* ---- EDEADLK: waiting for a task running beneath the caller ---------------- */
+
+/* Every kind of wait on `target`, from a task that `target` runs beneath
+ * on the same thread: each must answer at once instead of hanging. */
+typedef struct wait_probe {
+    int wait_rc;
+    void *value; /* untouched on EDEADLK */
+    int wait_for_forever;
+    int wait_for_zero;
+    int gather_rc;
+    int gather_return_errors_rc;
+    int gather_cancel_on_error_rc;
+    int any_rc;
+    size_t any_index; /* untouched on EDEADLK */
+    /* Next to a done future: wait_any answers with it, gather still
+     * refuses (EDEADLK comes first). */
+    int any_with_done_rc;
+    size_t any_with_done_index;
+    int gather_with_done_rc;
+} wait_probe;
+
+static void probe_waits(gather_future *target, wait_probe *pr)
+{
+    pr->value = &marker_a;
+    pr->wait_rc = gather_future_wait(target, &pr->value);
+    pr->wait_for_forever = gather_future_wait_for(target, GATHER_FOREVER);
+    pr->wait_for_zero = gather_future_wait_for(target, 0);
+    gather_future *list[1] = {target};
+    gather_result res[1];
+    pr->gather_rc = gather_futures(list, 1, res, 0);
+    pr->gather_return_errors_rc = gather_futures(list, 1, res, GATHER_RETURN_ERRORS);
+    pr->gather_cancel_on_error_rc = gather_futures(list, 1, NULL, GATHER_CANCEL_ON_ERROR);
+    pr->any_index = 77;
+    pr->any_rc = gather_wait_any(list, 1, GATHER_FOREVER, &pr->any_index);
+    gather_future *done = NULL;
+    pr->any_with_done_rc = pr->gather_with_done_rc = -1;
+    if (gather_submit(gather_current_pool(), tu_task_identity, &marker_b, &done) != 0)
+        return;
+    if (gather_future_wait(done, NULL) == 0) {
+        gather_future *pair[2] = {target, done};
+        pr->any_with_done_index = 77;
+        pr->any_with_done_rc = gather_wait_any(pair, 2, GATHER_FOREVER, &pr->any_with_done_index);
+        pr->gather_with_done_rc = gather_futures(pair, 2, NULL, GATHER_RETURN_ERRORS);
+    }
+    gather_future_release(done);
+}
+
+static void check_probe(const char *what, const wait_probe *pr)
+{
+    ck_assert_msg(pr->wait_rc == EDEADLK, "%s: wait %d", what, pr->wait_rc);
+    ck_assert_ptr_eq(pr->value, &marker_a);
+    ck_assert_msg(!pr->wait_for_forever && !pr->wait_for_zero, "%s: wait_for", what);
+    ck_assert_msg(pr->gather_rc == EDEADLK, "%s: gather %d", what, pr->gather_rc);
+    ck_assert_msg(pr->gather_return_errors_rc == EDEADLK, "%s: gather RETURN_ERRORS %d", what,
+                  pr->gather_return_errors_rc);
+    ck_assert_msg(pr->gather_cancel_on_error_rc == EDEADLK, "%s: gather CANCEL_ON_ERROR %d",
+                  what, pr->gather_cancel_on_error_rc);
+    ck_assert_msg(pr->any_rc == EDEADLK, "%s: wait_any %d", what, pr->any_rc);
+    ck_assert_uint_eq(pr->any_index, 77);
+    ck_assert_msg(pr->any_with_done_rc == 0 && pr->any_with_done_index == 1,
+                  "%s: wait_any next to a done future: %d, index %zu", what,
+                  pr->any_with_done_rc, pr->any_with_done_index);
+    ck_assert_msg(pr->gather_with_done_rc == EDEADLK, "%s: gather next to a done future: %d",
+                  what, pr->gather_with_done_rc);
+}
+
+/* A (outer) waits for its subtask B, which runs beneath it on the one
+ * thread; B waits for its subtask C, which runs beneath both. B probes A,
+ * C probes A and B. */
+typedef struct beneath_ctx {
+    tu_gate go;
+    gather_future *outer;  /* A: set before `go` opens */
+    gather_future *middle; /* B: set by A before it waits */
+    pthread_t outer_thread;
+    atomic_int outer_waiting, middle_waiting;
+    int b_on_outer_thread, c_on_outer_thread;
+    int b_saw_outer_waiting, c_saw_both_waiting;
+    int outer_wait_rc, middle_wait_rc;
+    wait_probe b_on_a, c_on_a, c_on_b;
+} beneath_ctx;
+
+static int task_beneath_c(void *arg, void **result)
+{
+    beneath_ctx *c = (beneath_ctx *)arg;
+    c->c_on_outer_thread = pthread_equal(pthread_self(), c->outer_thread);
+    c->c_saw_both_waiting = atomic_load(&c->outer_waiting) && atomic_load(&c->middle_waiting);
+    probe_waits(c->outer, &c->c_on_a);
+    probe_waits(c->middle, &c->c_on_b);
+    *result = &marker_b;
+    return 0;
+}
+
+static int task_beneath_b(void *arg, void **result)
+{
+    beneath_ctx *c = (beneath_ctx *)arg;
+    c->b_on_outer_thread = pthread_equal(pthread_self(), c->outer_thread);
+    c->b_saw_outer_waiting = atomic_load(&c->outer_waiting);
+    probe_waits(c->outer, &c->b_on_a);
+    gather_future *cf = NULL;
+    if (gather_submit(gather_current_pool(), task_beneath_c, c, &cf) != 0)
+        return -1;
+    atomic_store(&c->middle_waiting, 1);
+    c->middle_wait_rc = gather_future_wait(cf, NULL); /* runs C beneath B */
+    atomic_store(&c->middle_waiting, 0);
+    gather_future_release(cf);
+    *result = &marker_b;
+    return 0;
+}
+
+static int task_beneath_a(void *arg, void **result)
+{
+    beneath_ctx *c = (beneath_ctx *)arg;
+    tu_gate_wait(&c->go);
+    c->outer_thread = pthread_self();
+    gather_future *bf = NULL;
+    if (gather_submit(gather_current_pool(), task_beneath_b, c, &bf) != 0)
+        return -1;
+    c->middle = bf; /* before B can run: this is the pool's only thread */
+    atomic_store(&c->outer_waiting, 1);
+    c->outer_wait_rc = gather_future_wait(bf, NULL); /* runs B beneath A */
+    atomic_store(&c->outer_waiting, 0);
+    gather_future_release(bf);
+    *result = &marker_a;
+    return 0;
+}
+
+START_TEST(test_task_waiting_for_a_task_beneath_it_is_edeadlk)
+{
+    gather_pool *p = tu_pool(1);
+    beneath_ctx *c = calloc(1, sizeof *c);
+    ck_assert_ptr_nonnull(c);
+    tu_gate_init(&c->go);
+    c->outer_wait_rc = c->middle_wait_rc = -1;
+    gather_future *fa = NULL;
+    ck_assert_int_eq(gather_submit(p, task_beneath_a, c, &fa), 0);
+    c->outer = fa;
+    tu_gate_open(&c->go);
+    void *v = NULL;
+    ck_assert_int_eq(gather_future_wait(fa, &v), 0);
+    ck_assert_ptr_eq(v, &marker_a);
+    /* B and C really ran beneath their waiters, on the same thread. */
+    ck_assert(c->b_on_outer_thread && c->b_saw_outer_waiting);
+    ck_assert(c->c_on_outer_thread && c->c_saw_both_waiting);
+    ck_assert_int_eq(c->outer_wait_rc, 0);
+    ck_assert_int_eq(c->middle_wait_rc, 0);
+    check_probe("B on A", &c->b_on_a);
+    check_probe("C on A", &c->c_on_a);
+    check_probe("C on B", &c->c_on_b);
+    gather_future_release(fa);
+    ck_assert_int_eq(gather_pool_destroy(p), 0);
+    tu_gate_destroy(&c->go);
+    free(c);
+}
+END_TEST
+
+/* Documented as not detected: a task that waits for an aggregate holding
+ * its own future waits for a future that cannot complete before it
+ * returns. gather_future_wait() would never return; wait_for() answers
+ * false by its timeout, and once the task returns the aggregate completes
+ * with its result. */
+typedef struct agg_self_ctx {
+    tu_gate go;
+    gather_future *self;
+    gather_future *agg;
+    int all_rc;
+    int wait_for_result;
+} agg_self_ctx;
+
+static int task_wait_aggregate_of_self(void *arg, void **result)
+{
+    agg_self_ctx *c = (agg_self_ctx *)arg;
+    tu_gate_wait(&c->go);
+    gather_future *list[1] = {c->self};
+    c->all_rc = gather_all(list, 1, 0, &c->agg);
+    if (c->all_rc == 0)
+        c->wait_for_result = gather_future_wait_for(c->agg, 20 * 1000000u);
+    *result = &marker_b;
+    return 0;
+}
+
+START_TEST(test_wait_on_aggregate_of_own_future_times_out_not_detected)
+{
+    gather_pool *p = tu_pool(1);
+    agg_self_ctx c;
+    memset(&c, 0, sizeof c);
+    tu_gate_init(&c.go);
+    c.all_rc = -1;
+    c.wait_for_result = -1;
+    gather_future *f = NULL;
+    ck_assert_int_eq(gather_submit(p, task_wait_aggregate_of_self, &c, &f), 0);
+    c.self = f;
+    tu_gate_open(&c.go);
+    ck_assert_int_eq(gather_future_wait(f, NULL), 0);
+    ck_assert_int_eq(c.all_rc, 0);
+    ck_assert_int_eq(c.wait_for_result, 0);
+    void *v = NULL;
+    ck_assert_int_eq(gather_future_wait(c.agg, &v), 0);
+    gather_result *r = (gather_result *)v;
+    ck_assert_int_eq(r[0].error, 0);
+    ck_assert_ptr_eq(r[0].value, &marker_b);
+    gather_future_release(c.agg);
+    gather_future_release(f);
+    ck_assert_int_eq(gather_pool_destroy(p), 0);
+    tu_gate_destroy(&c.go);
 }
 END_TEST
 
@@ -647,6 +929,24 @@ START_TEST(test_wait_any_argument_errors)
 }
 END_TEST
 
+START_TEST(test_gather_map_with_null_results_runs_every_task)
+{
+    /* results may be NULL (not a misuse): the tasks run, the code is
+     * returned as with a results array. */
+    gather_pool *p = tu_pool(2);
+    atomic_int ran = 0;
+    void *args[3] = {&ran, &ran, &ran};
+    ck_assert_int_eq(gather_map(p, tu_task_count, args, 3, NULL, 0), 0);
+    ck_assert_int_eq(atomic_load(&ran), 3);
+    ck_assert_int_eq(gather_map(p, tu_task_count, args, 3, NULL, GATHER_RETURN_ERRORS), 0);
+    ck_assert_int_eq(atomic_load(&ran), 6);
+    void *fail[2] = {(void *)(intptr_t)1021, (void *)(intptr_t)1021};
+    ck_assert_int_eq(gather_map(p, tu_task_fail, fail, 2, NULL, GATHER_RETURN_ERRORS), 0);
+    ck_assert_int_eq(gather_map(p, tu_task_fail, fail, 2, NULL, 0), 1021);
+    ck_assert_int_eq(gather_pool_destroy(p), 0);
+}
+END_TEST
+
 /* ---- version ---------------------------------------------------------------- */
 
 START_TEST(test_version_string_matches_macros)
@@ -685,6 +985,8 @@ int main(void)
     tcase_add_test(tc, test_shutdown_and_destroy_from_pool_thread_callback_are_edeadlk);
     tcase_add_test(tc, test_shutdown_of_another_pool_from_task_is_allowed);
     tcase_add_test(tc, test_submit_and_map_after_shutdown_are_eshutdown);
+    tcase_add_test(tc, test_shutdown_and_destroy_of_default_pool_pointer_are_einval);
+    tcase_add_test(tc, test_pool_create_with_impossible_stack_size_fails_cleanly);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("futures");
@@ -692,6 +994,8 @@ int main(void)
     tcase_add_test(tc, test_submit_null_fn_is_einval);
     tcase_add_test(tc, test_null_future_accessors_answer_without_crashing);
     tcase_add_test(tc, test_on_done_with_null_future_or_callback_is_einval);
+    tcase_add_test(tc, test_task_waiting_for_a_task_beneath_it_is_edeadlk);
+    tcase_add_test(tc, test_wait_on_aggregate_of_own_future_times_out_not_detected);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("gathering");
@@ -700,6 +1004,7 @@ int main(void)
     tcase_add_test(tc, test_gather_all_argument_errors);
     tcase_add_test(tc, test_gather_map_argument_errors);
     tcase_add_test(tc, test_wait_any_argument_errors);
+    tcase_add_test(tc, test_gather_map_with_null_results_runs_every_task);
     tcase_add_test(tc, test_version_string_matches_macros);
     suite_add_tcase(s, tc);
 

@@ -9,6 +9,7 @@
  */
 #include "testutil.h"
 
+#include <sched.h>
 #include <string.h>
 
 #define NV 16
@@ -1511,6 +1512,139 @@ START_TEST(test_map_default_pool)
 }
 END_TEST
 
+/* gather_map runs its jobs in chunks (lib/map.c); what users see must stay
+ * one task per job: the stats count jobs, and a job that blocks does not
+ * hold back the jobs of other chunks. */
+START_TEST(test_map_large_counts_jobs_not_chunks)
+{
+    enum { N = 20000 };
+    gather_pool *p = tu_pool(2);
+    void **args = malloc(N * sizeof *args);
+    gather_result *res = malloc(N * sizeof *res);
+    ck_assert_ptr_nonnull(args);
+    ck_assert_ptr_nonnull(res);
+    for (intptr_t i = 0; i < N; i++)
+        args[i] = (void *)i;
+    res_poison(res, N);
+    ck_assert_int_eq(gather_map(p, square_task, args, N, res, 0), 0);
+    for (intptr_t i = 0; i < N; i++)
+        RES_CHECK(res[i], 0, (void *)(i * i));
+    gather_pool_stats st;
+    ck_assert_int_eq(gather_pool_stats_get(p, &st), 0);
+    ck_assert_uint_eq(st.submitted, N);
+    ck_assert_uint_eq(st.completed, N);
+    ck_assert_uint_eq(st.cancelled, 0);
+    ck_assert_int_eq(gather_pool_destroy(p), 0);
+    free(args);
+    free(res);
+}
+END_TEST
+
+typedef struct hold_first {
+    size_t n;
+    atomic_size_t upper_ran; /* jobs of the upper half that ran */
+    atomic_int first_saw_upper;
+} hold_first;
+
+typedef struct hold_arg {
+    hold_first *h;
+    size_t index;
+} hold_arg;
+
+/* Job 0 waits until a job of the upper half has run: that needs the jobs to
+ * be split across threads, not queued behind it. */
+static int hold_first_job(void *arg, void **result)
+{
+    hold_arg *a = (hold_arg *)arg;
+    *result = NULL;
+    if (a->index >= a->h->n / 2) {
+        atomic_fetch_add(&a->h->upper_ran, 1);
+        return 0;
+    }
+    if (a->index != 0)
+        return 0;
+    uint64_t limit = tu_mono_ns() + (uint64_t)TU_WATCHDOG_S * 1000000000u;
+    while (atomic_load(&a->h->upper_ran) == 0 && tu_mono_ns() < limit)
+        sched_yield();
+    atomic_store(&a->h->first_saw_upper, atomic_load(&a->h->upper_ran) > 0);
+    return 0;
+}
+
+START_TEST(test_map_blocked_job_does_not_hold_other_chunks)
+{
+    enum { N = 4096 };
+    gather_pool *p = tu_pool(2);
+    hold_first h = {.n = N};
+    atomic_init(&h.upper_ran, 0);
+    atomic_init(&h.first_saw_upper, 0);
+    static hold_arg a[N];
+    void *args[N];
+    for (size_t i = 0; i < N; i++) {
+        a[i].h = &h;
+        a[i].index = i;
+        args[i] = &a[i];
+    }
+    ck_assert_int_eq(gather_map(p, hold_first_job, args, N, NULL, 0), 0);
+    ck_assert_int_eq(atomic_load(&h.first_saw_upper), 1);
+    ck_assert_uint_eq(atomic_load(&h.upper_ran), N / 2);
+    ck_assert_int_eq(gather_pool_destroy(p), 0);
+}
+END_TEST
+
+/* GATHER_CANCEL_PENDING shutdown during a map: job 0 runs until it sees
+ * the cancel request; every job not started reports ECANCELED. */
+static tu_count first_job_started;
+
+static int run_until_cancel_requested(void *arg, void **result)
+{
+    *result = arg;
+    if ((intptr_t)arg != 0)
+        return 0;
+    tu_count_add(&first_job_started, 1);
+    uint64_t limit = tu_mono_ns() + (uint64_t)TU_WATCHDOG_S * 1000000000u;
+    while (!gather_cancel_requested() && tu_mono_ns() < limit)
+        sched_yield();
+    return gather_cancel_requested() ? 0 : ETIMEDOUT;
+}
+
+static void *shutdown_cancelling(void *arg)
+{
+    ck_assert_int_eq(gather_pool_shutdown(arg, GATHER_CANCEL_PENDING), 0);
+    return NULL;
+}
+
+START_TEST(test_map_cancel_pending_shutdown_cancels_jobs_not_started)
+{
+    enum { N = 1000 };
+    gather_pool *p = tu_pool(1);
+    void *args[N];
+    for (intptr_t i = 0; i < N; i++)
+        args[i] = (void *)i;
+    gather_result res[N];
+    res_poison(res, N);
+    mjob j;
+    tu_count_init(&first_job_started);
+    mjob_start(&j, p, run_until_cancel_requested, args, N, res,
+               GATHER_RETURN_ERRORS);
+    /* Shut down while job 0 runs (it cannot end before the request). */
+    ck_assert_int_eq(tu_count_wait(&first_job_started, 1), 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, shutdown_cancelling, p), 0);
+    ck_assert_int_eq(mjob_finish(&j), 0);
+    pthread_join(t, NULL);
+    RES_CHECK(res[0], 0, (void *)0);
+    for (intptr_t i = 1; i < N; i++)
+        RES_CHECK(res[i], ECANCELED, NULL);
+    gather_pool_stats st;
+    ck_assert_int_eq(gather_pool_stats_get(p, &st), 0);
+    ck_assert_uint_eq(st.submitted, N);
+    ck_assert_uint_eq(st.completed, 1);
+    ck_assert_uint_eq(st.cancelled, N - 1);
+    ck_assert_int_eq(gather_pool_destroy(p), 0);
+    tu_count_destroy(&first_job_started);
+}
+END_TEST
+
 /* CANCEL_ON_ERROR on a one-thread pool: the first task to start fails; the
  * others block on a gate. At most one can start between the failure and the
  * cancellation (it then holds the only thread); every other never runs. */
@@ -1794,6 +1928,9 @@ int main(void)
     tcase_add_test(tm, test_map_inside_task_on_one_thread_pool);
     tcase_add_test(tm, test_map_default_pool);
     tcase_add_test(tm, test_map_cancel_on_error_cancels_the_rest);
+    tcase_add_test(tm, test_map_large_counts_jobs_not_chunks);
+    tcase_add_test(tm, test_map_blocked_job_does_not_hold_other_chunks);
+    tcase_add_test(tm, test_map_cancel_pending_shutdown_cancels_jobs_not_started);
     suite_add_tcase(s, tm);
 
     TCase *tw = tcase_create("gather_wait_any");

@@ -48,6 +48,18 @@
 #endif
 #define TU_SANITIZED (TU_TSAN || TU_ASAN)
 
+/* Under valgrind (a run-time test; valgrind.h comes with the valgrind
+ * package): suites scale their sizes and time limits. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define TU_VALGRIND (RUNNING_ON_VALGRIND != 0)
+#endif
+#endif
+#ifndef TU_VALGRIND
+#define TU_VALGRIND 0
+#endif
+
 static inline struct timespec tu_deadline(int seconds)
 {
     struct timespec ts;

@@ -1,0 +1,331 @@
+/*
+ * map.c - gather_map(): fn(args[i]) for every i, gathered in order.
+ *
+ * DESIGN: one task per job would cost a task block, a future, a listener
+ * and an injection-queue round trip per job (SPEC.md only asks for the
+ * semantics of submitting each job and gathering the futures). Instead the
+ * call submits one *chunk* task for the range [0, n); a chunk splits off
+ * the upper half of its range as a new chunk while the range is longer
+ * than the grain, and also, one job at a time, while the pool has sleeping
+ * threads that could take it (lazy binary splitting, as in rayon and TBB's
+ * auto partitioner), then runs its jobs in order. Thieves take the oldest,
+ * largest halves. Each job's result goes to its own slot; the last chunk to
+ * finish, or (without GATHER_RETURN_ERRORS) the first failing job,
+ * completes the run's internal future, which the caller waits for as
+ * gather_futures() would, then reads the slots.
+ *
+ * What users see stays that of one task per job: the pool's stats count
+ * jobs (chunks are "weightless" tasks, pool.c); a job that has not started
+ * when GATHER_CANCEL_ON_ERROR trips, or when a GATHER_CANCEL_PENDING
+ * shutdown runs, never runs and reports ECANCELED; running jobs see
+ * gather_cancel_requested(); after an early return (a failure without
+ * GATHER_RETURN_ERRORS) the other jobs keep running, writing only to the
+ * run's own block, which lives until the caller and every chunk have let
+ * go of it (the internal future's reference count). The args array is
+ * copied, so it may be freed when the call returns; what args[i] points to
+ * must outlive its job, as with gather_submit().
+ *
+ * The difference: jobs of one chunk run one after another on one thread,
+ * so a job that blocks delays the jobs after it in its chunk while every
+ * other thread of the pool is busy (with an idle thread, the chunk splits
+ * at the next job boundary). Chunks are at most `grain` jobs long (about
+ * n / (16 * threads), at most MAP_GRAIN_MAX), and a job that waits helps
+ * like any task.
+ */
+#include "internal.h"
+
+#include <limits.h>
+#include <string.h>
+
+/* Slot states besides a finished job's code. A job's own code is any int
+ * (a task may return whatever it likes), so the two sentinels are the two
+ * most unlikely values; a job returning one of them is reported as
+ * EINPROGRESS (not started) or as still running. */
+#define SLOT_PENDING INT_MIN
+#define SLOT_RUNNING (INT_MIN + 1)
+
+/* Longest chunk split eagerly; beyond, only idle threads make it split. */
+#define MAP_GRAIN_MAX 1024
+/* Chunks per thread aimed at by the eager split. */
+#define MAP_CHUNKS_PER_THREAD 16
+
+typedef struct map_slot {
+    /* SLOT_PENDING, SLOT_RUNNING (CANCEL_ON_ERROR only), or the job's code.
+     * The code is stored with release after `value`; readers acquire. */
+    _Atomic int error;
+    void *value;
+} map_slot;
+
+typedef struct map_run {
+    /* first: the run is freed through its future's last reference (the
+     * caller's, and one per chunk task not finished). */
+    gather_future done;
+    gather_pool *pool;
+    gather_fn fn;
+    unsigned flags;
+    size_t n;
+    size_t grain;
+    _Atomic size_t remaining; /* jobs not yet finished or cancelled */
+    _Atomic bool cancel;      /* CANCEL_ON_ERROR: a job failed */
+    void **args;              /* n, copied */
+    map_slot *slots;          /* n */
+} map_run;
+
+typedef struct map_chunk {
+    map_run *run;
+    size_t begin, end;
+} map_chunk;
+
+/* Completes the run's future once: the caller may return. The claim is a
+ * plain arbitration between finishers (relaxed); publishing is the
+ * completion's release. The finisher holds a reference. */
+static void run_finish(map_run *m)
+{
+    uintptr_t old = atomic_fetch_or_explicit(&m->done.state, GATHER__CLAIMED,
+                                             memory_order_relaxed);
+    if (!(old & GATHER__CLAIMED))
+        gather__future_complete(&m->done, 0, NULL, false);
+}
+
+/* Submits [begin, end) as a new chunk: 0, ENOMEM or ESHUTDOWN. */
+static int spawn_chunk(map_run *m, size_t begin, size_t end)
+{
+    map_chunk *c = gather__malloc(sizeof *c);
+    if (c == NULL)
+        return ENOMEM;
+    c->run = m;
+    c->begin = begin;
+    c->end = end;
+    gather_future_retain(&m->done); /* the chunk's reference */
+    int rc = gather__submit_chunk(m->pool, gather__map_chunk_task, c);
+    if (rc != 0) {
+        /* Not the last reference: the caller, or the chunk splitting, has
+         * one. relaxed: nothing to publish, nobody freed by it. */
+        atomic_fetch_sub_explicit(&m->done.state, GATHER__REF_ONE,
+                                  memory_order_relaxed);
+        gather__free(c);
+    }
+    return rc;
+}
+
+/* Should the jobs not started be cancelled? */
+static bool jobs_stopping(const map_run *m)
+{
+    /* relaxed: polled flags; a job that starts just before they turn only
+     * runs as it would have with one task per job. */
+    return atomic_load_explicit(&m->cancel, memory_order_relaxed) ||
+           gather__pool_cancelling(m->pool);
+}
+
+/* CANCEL_ON_ERROR: a job starts only if the caller has not cancelled it
+ * (the caller cancels pending slots with the same CAS). */
+static bool claim_slot(map_slot *s)
+{
+    int expected = SLOT_PENDING;
+    /* relaxed: arbitration only; the result is published later. */
+    return atomic_compare_exchange_strong_explicit(&s->error, &expected,
+                                                   SLOT_RUNNING,
+                                                   memory_order_relaxed,
+                                                   memory_order_relaxed);
+}
+
+static void job_failed(map_run *m)
+{
+    if (m->flags & GATHER_RETURN_ERRORS)
+        return;
+    if (m->flags & GATHER_CANCEL_ON_ERROR)
+        atomic_store_explicit(&m->cancel, true, memory_order_relaxed);
+    run_finish(m);
+}
+
+/* Split [*begin, *end) while it is long, or while a thread sleeps. */
+static void split_chunk(map_run *m, size_t begin, size_t *end)
+{
+    while (*end - begin > 1 &&
+           (*end - begin > m->grain || gather__pool_has_sleepers(m->pool))) {
+        size_t mid = begin + (*end - begin) / 2;
+        if (spawn_chunk(m, mid, *end) != 0)
+            return; /* out of memory: run it all here */
+        *end = mid;
+    }
+}
+
+int gather__map_chunk_task(void *arg, void **result)
+{
+    map_chunk *c = arg;
+    *result = NULL;
+    map_run *m = c->run;
+    bool claim = (m->flags & GATHER_CANCEL_ON_ERROR) != 0;
+    size_t ran = 0, cancelled = 0;
+    size_t end = c->end;
+    for (size_t i = c->begin; i < end; i++) {
+        split_chunk(m, i, &end);
+        map_slot *s = &m->slots[i];
+        if (jobs_stopping(m)) {
+            if (!claim || claim_slot(s)) {
+                atomic_store_explicit(&s->error, ECANCELED, memory_order_release);
+                cancelled++;
+            }
+            continue;
+        }
+        if (claim && !claim_slot(s))
+            continue; /* the caller cancelled it (and counted it) */
+        void *value = NULL;
+        int rc = m->fn(m->args[i], &value);
+        s->value = value;
+        /* release: the value, and the job's writes, to the reader. */
+        atomic_store_explicit(&s->error, rc, memory_order_release);
+        ran++;
+        if (rc != 0)
+            job_failed(m);
+    }
+    /* Counted before the run can complete (SPEC.md: before DONE). */
+    gather__pool_count_jobs(m->pool, 0, ran, cancelled);
+    size_t mine = end - c->begin;
+    /* acq_rel: release our slots; the last one acquires every chunk's. */
+    if (atomic_fetch_sub_explicit(&m->remaining, mine, memory_order_acq_rel) == mine)
+        run_finish(m);
+    gather__free(c);
+    gather_future_release(&m->done);
+    return 0;
+}
+
+bool gather__map_cancel_requested(const void *arg)
+{
+    const map_chunk *c = arg;
+    return atomic_load_explicit(&c->run->cancel, memory_order_relaxed);
+}
+
+/* ---- the caller's side -------------------------------------------------- */
+
+static map_run *run_alloc(size_t n)
+{
+    size_t per = sizeof(void *) + sizeof(map_slot);
+    size_t size;
+    if (!gather__size(n, per, sizeof(map_run), &size))
+        return NULL;
+    map_run *m = gather__malloc(size);
+    if (m == NULL)
+        return NULL;
+    m->slots = (map_slot *)(void *)(m + 1);
+    m->args = (void **)(void *)&m->slots[n];
+    return m;
+}
+
+static size_t grain_for(size_t n, size_t threads)
+{
+    size_t g = n / (threads * MAP_CHUNKS_PER_THREAD);
+    if (g < 1)
+        g = 1;
+    return g < MAP_GRAIN_MAX ? g : MAP_GRAIN_MAX;
+}
+
+/* CANCEL_ON_ERROR after a failure: cancel the jobs that have not started
+ * (they never will), as gather_futures() cancels pending futures. */
+static void cancel_pending(map_run *m)
+{
+    size_t cancelled = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        if (claim_slot(&m->slots[i])) {
+            atomic_store_explicit(&m->slots[i].error, ECANCELED,
+                                  memory_order_release);
+            cancelled++;
+        }
+    }
+    gather__pool_count_jobs(m->pool, 0, 0, cancelled);
+}
+
+static gather_result read_slot(map_slot *s)
+{
+    gather_result r = {EINPROGRESS, NULL};
+    /* acquire: pairs with the job's release store; then value is set. */
+    int e = atomic_load_explicit(&s->error, memory_order_acquire);
+    if (e != SLOT_PENDING && e != SLOT_RUNNING) {
+        r.error = e;
+        r.value = s->value;
+    }
+    return r;
+}
+
+static int map_collect(map_run *m, gather_result *results)
+{
+    bool errors_in_results = (m->flags & GATHER_RETURN_ERRORS) != 0;
+    if (!errors_in_results && (m->flags & GATHER_CANCEL_ON_ERROR) &&
+        atomic_load_explicit(&m->cancel, memory_order_relaxed))
+        cancel_pending(m);
+    int code = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        gather_result r = read_slot(&m->slots[i]);
+        if (code == 0 && !errors_in_results && r.error != 0 &&
+            r.error != EINPROGRESS)
+            code = r.error; /* the lowest index failed when we look */
+        if (results != NULL)
+            results[i] = r;
+        else if (code != 0 || errors_in_results)
+            break;
+    }
+    return code;
+}
+
+static int map_unsubmitted(gather_result *results, size_t n, int why)
+{
+    if (results != NULL)
+        for (size_t i = 0; i < n; i++) {
+            results[i].error = why;
+            results[i].value = NULL;
+        }
+    return why;
+}
+
+int gather_map(gather_pool *pool, gather_fn fn, void *const args[], size_t n,
+               gather_result *results, unsigned flags)
+{
+    size_t bytes;
+    int rc = gather__check_flags(flags);
+    if (rc != 0)
+        return rc;
+    if (fn == NULL || (n > 0 && args == NULL) ||
+        !gather__size(n, sizeof(gather_result), 0, &bytes))
+        return EINVAL;
+    if (n == 0)
+        return 0;
+    gather_pool *p = gather__pool_resolve(pool, &rc);
+    if (p == NULL)
+        return map_unsubmitted(results, n, rc);
+    map_run *m = run_alloc(n);
+    if (m == NULL)
+        return map_unsubmitted(results, n, ENOMEM);
+    /* Reserved now, so the wait below cannot fail for memory. */
+    gather__waitset *ws = gather__waitset_reserve(1);
+    if (ws == NULL) {
+        gather__free(m);
+        return map_unsubmitted(results, n, ENOMEM);
+    }
+    gather__future_init(&m->done, GATHER__MAP, 1); /* the caller's */
+    m->pool = p;
+    m->fn = fn;
+    m->flags = flags;
+    m->n = n;
+    m->grain = grain_for(n, gather_pool_threads(p));
+    atomic_init(&m->remaining, n);
+    atomic_init(&m->cancel, false);
+    memcpy(m->args, args, n * sizeof *args);
+    for (size_t i = 0; i < n; i++) {
+        atomic_init(&m->slots[i].error, SLOT_PENDING);
+        m->slots[i].value = NULL;
+    }
+    /* The one submission that can fail visibly: after it, splits that
+     * cannot be made are run in place. */
+    rc = spawn_chunk(m, 0, n);
+    if (rc != 0) {
+        gather__waitset_unreserve(ws);
+        gather_future_release(&m->done);
+        return map_unsubmitted(results, n, rc);
+    }
+    gather__pool_count_jobs(p, n, 0, 0);
+    gather_future *done = &m->done;
+    (void)gather__wait(&done, 1, GATHER__WAIT_ALL, NULL, NULL, ws);
+    rc = map_collect(m, results);
+    gather_future_release(&m->done);
+    return rc;
+}
