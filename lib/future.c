@@ -118,10 +118,23 @@ static void close_and_fire(gather_future *f)
     fire_all(l, f);
 }
 
+_Atomic uint64_t gather__failures;
+
+/* After a failure is published (DONE), for waiters' cheap checks (wait.c).
+ * release: a waiter that reads the new count (acquire) sees DONE. Only
+ * failures pay for this shared line. */
+static void count_failure(int error)
+{
+    if (error != 0)
+        atomic_fetch_add_explicit(&gather__failures, 1, memory_order_release);
+}
+
 void gather__future_complete(gather_future *f, int error, void *value,
                              bool cancel_req)
 {
-    if (publish_done(f, error, value, cancel_req, 0) & GATHER__LISTENED)
+    uintptr_t old = publish_done(f, error, value, cancel_req, 0);
+    count_failure(error);
+    if (old & GATHER__LISTENED)
         close_and_fire(f);
 }
 
@@ -129,6 +142,7 @@ void gather__future_complete_release(gather_future *f, int error, void *value,
                                      bool cancel_req)
 {
     uintptr_t old = publish_done(f, error, value, cancel_req, GATHER__REF_ONE);
+    count_failure(error); /* f may be gone: only the error is used */
     if (old & GATHER__LISTENED) {
         close_and_fire(f); /* our reference is still held */
         gather_future_release(f);

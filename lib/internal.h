@@ -228,6 +228,10 @@ void gather__future_complete_release(gather_future *f, int error, void *value,
 /* Adds `l` to f's listeners unless f is done; false when done (then the
  * result is readable). */
 bool gather__future_listen(gather_future *f, gather__listener *l);
+/* Failing completions so far in the process (any pool, any future), bumped
+ * with release after the failure is published: lets a long wait notice a
+ * failure without scanning its list after every task (wait.c). */
+extern _Atomic uint64_t gather__failures;
 /* Acquire load of the state word. */
 uintptr_t gather__future_state(const gather_future *f);
 /* Would waiting for f from this thread never end: f runs beneath us, or f

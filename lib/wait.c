@@ -148,9 +148,19 @@ void gather__waitset_unreserve(gather__waitset *ws)
 
 /* ---- the condition ------------------------------------------------------ */
 
+/*
+ * Progress over a list, kept between checks: every entry below `lo` and
+ * above `hi` is done (and, in FAIL_FAST mode, succeeded). Two ends because
+ * a waiter that helps runs its own subtasks newest first, so the list
+ * usually completes from the top down; the cursors make the check between
+ * helped tasks O(1) in either order. A failure elsewhere in the list is
+ * noticed through gather__failures (future.c): when it moved, the next
+ * check scans the whole range, so fail-fast stays prompt without scanning
+ * a long list after every task.
+ */
 typedef struct progress {
-    size_t cursor;        /* every entry before it is done (and succeeded) */
-    size_t since_full;    /* tasks helped since the last full check */
+    size_t lo, hi;         /* hi is one past the last entry not known done */
+    uint64_t failures;     /* gather__failures at the last full check */
 } progress;
 
 static bool failed(const gather_future *f)
@@ -158,42 +168,62 @@ static bool failed(const gather_future *f)
     return f->error != 0; /* only called once f is known DONE (acquire) */
 }
 
-/* Full check from the cursor on; advances the cursor over the done prefix. */
+static bool done(const gather_future *f)
+{
+    return (gather__future_state(f) & GATHER__DONE) != 0;
+}
+
+/* Moves the cursors over done entries at both ends of the range; true when
+ * a FAIL_FAST failure was among them. */
+static bool advance(gather_future *const fs[], enum gather__wait_mode mode,
+                    progress *pg)
+{
+    bool fail_fast = mode == GATHER__WAIT_FAIL_FAST;
+    while (pg->lo < pg->hi && done(fs[pg->lo])) {
+        if (fail_fast && failed(fs[pg->lo]))
+            return true;
+        pg->lo++;
+    }
+    while (pg->lo < pg->hi && done(fs[pg->hi - 1])) {
+        if (fail_fast && failed(fs[pg->hi - 1]))
+            return true;
+        pg->hi--;
+    }
+    return false;
+}
+
+/* The full check of the range between the cursors. */
 static bool check_full(gather_future *const fs[], size_t n,
                        enum gather__wait_mode mode, progress *pg)
 {
-    bool all_done = true;
-    for (size_t i = mode == GATHER__WAIT_ANY ? 0 : pg->cursor; i < n; i++) {
-        if (!(gather__future_state(fs[i]) & GATHER__DONE)) {
-            all_done = false;
-            continue;
-        }
-        if (mode == GATHER__WAIT_ANY)
-            return true;
-        if (mode == GATHER__WAIT_FAIL_FAST && failed(fs[i]))
-            return true;
-        if (all_done)
-            pg->cursor = i + 1;
+    if (mode == GATHER__WAIT_ANY) {
+        for (size_t i = 0; i < n; i++)
+            if (done(fs[i]))
+                return true;
+        return false;
     }
-    return mode != GATHER__WAIT_ANY && all_done;
+    /* acquire: pairs with the release increment after a failing
+     * completion; a count we saw is a failure this scan will see. */
+    pg->failures = atomic_load_explicit(&gather__failures, memory_order_acquire);
+    if (advance(fs, mode, pg))
+        return true;
+    if (mode == GATHER__WAIT_FAIL_FAST)
+        for (size_t i = pg->lo; i < pg->hi; i++)
+            if (done(fs[i]) && failed(fs[i]))
+                return true;
+    return pg->lo == pg->hi;
 }
 
-/* The check made between helped tasks: cheap for long lists. */
+/* The check made between helped tasks: O(1) unless a failure happened. */
 static bool check_between_tasks(gather_future *const fs[], size_t n,
                                 enum gather__wait_mode mode, progress *pg)
 {
-    if (n <= SMALL_LIST || mode == GATHER__WAIT_ANY ||
-        ++pg->since_full * 8 >= n) {
-        pg->since_full = 0;
+    if (n <= SMALL_LIST || mode == GATHER__WAIT_ANY)
         return check_full(fs, n, mode, pg);
-    }
-    while (pg->cursor < n &&
-           (gather__future_state(fs[pg->cursor]) & GATHER__DONE)) {
-        if (mode == GATHER__WAIT_FAIL_FAST && failed(fs[pg->cursor]))
-            return true;
-        pg->cursor++;
-    }
-    return pg->cursor == n;
+    if (mode == GATHER__WAIT_FAIL_FAST &&
+        atomic_load_explicit(&gather__failures, memory_order_acquire) != pg->failures)
+        return check_full(fs, n, mode, pg);
+    return advance(fs, mode, pg) || pg->lo == pg->hi;
 }
 
 /* ---- entries ------------------------------------------------------------ */
@@ -360,7 +390,7 @@ int gather__wait(gather_future *const fs[], size_t n,
                  enum gather__wait_mode mode, const struct timespec *deadline,
                  bool *timed_out, gather__waitset *reserved)
 {
-    progress pg = {0, 0};
+    progress pg = {0, n, 0};
     bool in_time = true;
     int rc = 0;
     gather__worker *w = gather__worker_self();
