@@ -117,8 +117,9 @@ static bool jobs_stopping(const map_run *m)
            gather__pool_cancelling(m->pool);
 }
 
-/* CANCEL_ON_ERROR: a job starts only if the caller has not cancelled it
- * (the caller cancels pending slots with the same CAS). */
+/* CANCEL_ON_ERROR: a job starts only if it was not cancelled, and it is
+ * cancelled only if it has not started: one CAS on the slot each way, so
+ * no reader ever sees a cancelled job as running. */
 static bool claim_slot(map_slot *s)
 {
     int expected = SLOT_PENDING;
@@ -126,6 +127,16 @@ static bool claim_slot(map_slot *s)
     return atomic_compare_exchange_strong_explicit(&s->error, &expected,
                                                    SLOT_RUNNING,
                                                    memory_order_relaxed,
+                                                   memory_order_relaxed);
+}
+
+static bool cancel_slot(map_slot *s)
+{
+    int expected = SLOT_PENDING;
+    /* release: like a job's result, for the acquire reader. */
+    return atomic_compare_exchange_strong_explicit(&s->error, &expected,
+                                                   ECANCELED,
+                                                   memory_order_release,
                                                    memory_order_relaxed);
 }
 
@@ -162,9 +173,11 @@ int gather__map_chunk_task(void *arg, void **result)
         split_chunk(m, i, &end);
         map_slot *s = &m->slots[i];
         if (jobs_stopping(m)) {
-            if (!claim || claim_slot(s)) {
+            if (!claim) {
                 atomic_store_explicit(&s->error, ECANCELED, memory_order_release);
                 cancelled++;
+            } else if (cancel_slot(s)) {
+                cancelled++; /* else the caller cancelled (and counted) it */
             }
             continue;
         }
@@ -225,13 +238,9 @@ static size_t grain_for(size_t n, size_t threads)
 static void cancel_pending(map_run *m)
 {
     size_t cancelled = 0;
-    for (size_t i = 0; i < m->n; i++) {
-        if (claim_slot(&m->slots[i])) {
-            atomic_store_explicit(&m->slots[i].error, ECANCELED,
-                                  memory_order_release);
+    for (size_t i = 0; i < m->n; i++)
+        if (cancel_slot(&m->slots[i]))
             cancelled++;
-        }
-    }
     gather__pool_count_jobs(m->pool, 0, 0, cancelled);
 }
 

@@ -1,0 +1,2367 @@
+/*
+ * soak.c - a randomized soak test of the whole public API.
+ *
+ *   soak [--seconds S] [--seed N] [--threads T] [--watchdog S]
+ *
+ * T driver threads (default 4) run random operations for S seconds (default
+ * 10) on two shared pools (one and three threads), the default pool, and
+ * short-lived pools of their own (one to four threads): submits, nested
+ * fork-join tasks (depth up to 3), gather_futures in every mode, aggregates
+ * (nested, cancelled), gather_map, cancels of pending and running tasks,
+ * timed waits, gather_wait_any, done callbacks, releases in any order (also
+ * before completion), detached tasks, and shutdowns while busy, with and
+ * without GATHER_CANCEL_PENDING. Each driver draws from its own PRNG derived
+ * from the seed, which is printed first: --seed replays the same operations
+ * (the interleaving of the threads differs from run to run).
+ *
+ * Tasks do a little random work, sometimes fail with a code, sometimes block
+ * briefly, and some block on a gate that the driver opens (a "strict" gate:
+ * while it is closed, the task can only end by being cancelled).
+ *
+ * What is checked (a violation prints what broke and the seed, and aborts):
+ *   - every task body runs at most once, on the pool it was submitted to;
+ *     every future completes exactly once (each carries a completion check,
+ *     a done callback), after its task returned; a future completed
+ *     without its task running was cancelled, and only where something
+ *     could cancel it;
+ *   - every result (wait, gather_futures, gather_all snapshots, gather_map)
+ *     is the task's own record and its own code: input order kept, nothing
+ *     lost, duplicated or swapped; return codes follow the mode;
+ *   - a running task that is cancelled (directly, by CANCEL_ON_ERROR, by an
+ *     aggregate, by a CANCEL_PENDING shutdown) sees gather_cancel_requested()
+ *     and its future reports cancelled; a cancel that returns true completes
+ *     the future before it returns, and that task never runs;
+ *   - timed waits never give up early; gather_wait_any never names a task
+ *     that cannot be done; done callbacks run once each, in order;
+ *   - a shutdown returns only once every task of the pool is done; subtasks
+ *     submitted during the drain run, or with GATHER_CANCEL_PENDING never
+ *     run; afterwards the pool refuses work with ESHUTDOWN; futures stay
+ *     readable after their pool is destroyed;
+ *   - each pool's stats add up once it is drained: submitted == completed +
+ *     cancelled, completed == the task bodies the test counted, cancelled ==
+ *     the cancellations it saw;
+ *   - at exit every record, gate and aggregate tracker was freed (and
+ *     LeakSanitizer, in AddressSanitizer builds, finds no leak).
+ *
+ * A watchdog aborts, printing what each driver was doing, when a driver
+ * spends more than the watchdog time (default 30 s) in one operation: that
+ * is a hang (a lost wake-up, a drain that never ends, a wait that never
+ * returns).
+ */
+#include <gather.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#if defined(__GNUC__)
+#define SOAK_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define SOAK_PRINTF(fmt, args)
+#endif
+
+#define MAX_DRIVERS 64
+#define NESTED_FAILED 1010 /* a nested task whose children failed */
+
+/* ---- configuration, failure reports ------------------------------------- */
+
+static uint64_t cfg_seed;
+static double cfg_seconds = 10;
+static int cfg_threads = 4;
+static double cfg_watchdog_s = 30;
+
+static atomic_flag failing = ATOMIC_FLAG_INIT;
+
+static void print_replay(FILE *out)
+{
+    fprintf(out, "soak: seed=%" PRIu64 " (replay: soak --seed %" PRIu64
+            " --threads %d --seconds %g)\n",
+            cfg_seed, cfg_seed, cfg_threads, cfg_seconds);
+}
+
+static _Noreturn void fail(const char *fmt, ...) SOAK_PRINTF(1, 2);
+
+static void fail(const char *fmt, ...)
+{
+    /* One report: a second thread that fails waits for the first's abort. */
+    if (atomic_flag_test_and_set(&failing))
+        for (;;)
+            nanosleep(&(struct timespec){1, 0}, NULL);
+    va_list ap;
+    fprintf(stderr, "soak: INVARIANT BROKEN: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    print_replay(stderr);
+    fflush(stderr);
+    abort();
+}
+
+#define CHECK(cond, ...)         \
+    do {                         \
+        if (!(cond))             \
+            fail(__VA_ARGS__);   \
+    } while (0)
+
+typedef unsigned long long ull; /* for printf */
+
+/* ---- random numbers, time ----------------------------------------------- */
+
+typedef struct rng {
+    uint64_t s;
+} rng;
+
+/* splitmix64: one 64-bit state, good enough streams from any seed. */
+static uint64_t rnd(rng *g)
+{
+    uint64_t z = (g->s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static uint32_t below(rng *g, uint32_t n)
+{
+    return (uint32_t)(rnd(g) % n);
+}
+
+static bool one_in(rng *g, uint32_t n)
+{
+    return below(g, n) == 0;
+}
+
+static void shuffled(size_t *idx, size_t n, rng *g)
+{
+    for (size_t i = 0; i < n; i++)
+        idx[i] = i;
+    for (size_t i = n; i > 1; i--) {
+        size_t j = below(g, (uint32_t)i);
+        size_t t = idx[i - 1];
+        idx[i - 1] = idx[j];
+        idx[j] = t;
+    }
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void nap_us(unsigned us)
+{
+    struct timespec ts = {0, (long)us * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* Calls until cond(arg) holds, napping in between (the watchdog bounds it). */
+static void await(bool (*cond)(void *), void *arg)
+{
+    while (!cond(arg))
+        nap_us(200);
+}
+
+/* ---- counters for the report ------------------------------------------- */
+
+enum op {
+    OP_SUBMIT, OP_NESTED, OP_GATHER, OP_GATHER_ALL, OP_MAP, OP_CANCEL,
+    OP_WAIT_FOR, OP_WAIT_ANY, OP_CALLBACKS, OP_RELEASE, OP_PRIVATE_POOL,
+    OP_COUNT
+};
+
+static const char *const op_names[OP_COUNT] = {
+    "submit", "nested", "gather_futures", "gather_all", "gather_map",
+    "cancel", "wait_for", "wait_any", "callbacks", "release_early",
+    "private_pool",
+};
+
+/* How often each op is drawn (out of the sum); inside a private pool the
+ * last one is never drawn. */
+static const unsigned op_weights[OP_COUNT] = {10, 8, 10, 8, 6, 8,
+                                              5,  5,  6, 6, 4};
+
+enum event {
+    EV_TASK_RUN, EV_DETACHED_RUN, EV_FUTURE_DONE, EV_CANCEL_WON,
+    EV_CANCEL_RUNNING, EV_TASK_SAW_CANCEL, EV_GATHER_FAIL_FAST,
+    EV_GATHER_RETURN_ERRORS, EV_GATHER_CANCEL_ON_ERROR, EV_AGGREGATE,
+    EV_AGGREGATE_CANCELLED, EV_MAP_TASK, EV_TIMEOUT, EV_CALLBACK,
+    EV_POOL_CREATED, EV_SHUTDOWN_PLAIN, EV_SHUTDOWN_CANCEL, EV_DESTROY_BUSY,
+    EV_REFUSED, EV_DRAIN_CHILD, EV_DEFAULT_POOL_OP, EV_COUNT
+};
+
+static const char *const ev_names[EV_COUNT] = {
+    "task bodies run", "detached tasks run", "futures completed",
+    "cancels of pending tasks", "cancels of running tasks",
+    "tasks that saw a cancel request", "gathers fail-fast",
+    "gathers RETURN_ERRORS", "gathers CANCEL_ON_ERROR", "aggregates",
+    "aggregates cancelled", "gather_map tasks", "timed waits that expired",
+    "extra done callbacks", "private pools", "shutdowns (plain, busy)",
+    "shutdowns (CANCEL_PENDING, busy)", "destroys while busy",
+    "submits refused after shutdown", "subtasks submitted during a drain",
+    "ops on the default pool",
+};
+
+static _Atomic uint64_t events[EV_COUNT];
+
+static void count(enum event e)
+{
+    atomic_fetch_add_explicit(&events[e], 1, memory_order_relaxed);
+}
+
+/* Objects of the test that must all be freed at exit. */
+static _Atomic long live_recs, live_gates, live_trackers;
+static _Atomic uint64_t next_token;
+static _Atomic uint64_t spin_sink; /* keeps the tasks' work from vanishing */
+
+/* ---- pools as the test sees them --------------------------------------- */
+
+/* What the test counts about one pool, to hold against its stats. */
+typedef struct pool_ctx {
+    gather_pool *pool;               /* NULL: the default pool */
+    const char *name;
+    _Atomic bool cancel_pending;     /* a CANCEL_PENDING shutdown began */
+    _Atomic uint64_t accepted;       /* tracked tasks known to be queued */
+    _Atomic uint64_t runs;           /* tracked task bodies started */
+    _Atomic uint64_t cancelled_seen; /* futures completed without running */
+    _Atomic uint64_t detached_accepted, detached_runs;
+    _Atomic uint64_t map_maybe;      /* gather_map entries cancelled, maybe
+                                        never submitted */
+    _Atomic uint64_t map_never_ran;  /* gather_map entries queued, never run */
+    _Atomic long checks_pending;     /* completion checks not finished */
+} pool_ctx;
+
+static pool_ctx shared_ctx[2];
+static pool_ctx default_ctx;
+static gather_pool *default_pool; /* as gather_current_pool() names it */
+
+static uint64_t ld(_Atomic uint64_t *v)
+{
+    return atomic_load(v);
+}
+
+static void add(_Atomic uint64_t *v, uint64_t n)
+{
+    atomic_fetch_add(v, n);
+}
+
+/* ---- gates -------------------------------------------------------------- */
+
+/* A strict gate: tasks wait on it until the driver opens it. Shared by the
+ * tasks of one operation, freed with the last record that uses it. */
+typedef struct gate {
+    _Atomic int open;
+    _Atomic int refs;
+} gate;
+
+static gate *gate_new(void)
+{
+    gate *g = calloc(1, sizeof *g);
+    CHECK(g != NULL, "out of memory");
+    atomic_init(&g->open, 0);
+    atomic_init(&g->refs, 1);
+    atomic_fetch_add(&live_gates, 1);
+    return g;
+}
+
+static gate *gate_ref(gate *g)
+{
+    atomic_fetch_add(&g->refs, 1);
+    return g;
+}
+
+static void gate_release(gate *g)
+{
+    if (g != NULL && atomic_fetch_sub(&g->refs, 1) == 1) {
+        free(g);
+        atomic_fetch_sub(&live_gates, 1);
+    }
+}
+
+static void gate_open(gate *g)
+{
+    atomic_store_explicit(&g->open, 1, memory_order_release);
+}
+
+static bool gate_is_open(gate *g)
+{
+    return atomic_load_explicit(&g->open, memory_order_acquire) != 0;
+}
+
+/* ---- task records ------------------------------------------------------- */
+
+#define REC_MAGIC 0x5245434fu
+
+/*
+ * One per task: its plan (what it does), and what happened to it. The
+ * task's value is always its own record, so every result names its task.
+ * Reference-counted: the creator holds one, and each done callback on its
+ * future one; the task body holds none (it runs before its future
+ * completes, and a gather_map task's record is kept until it finished).
+ */
+typedef struct task_rec {
+    uint32_t magic;
+    _Atomic int refs;
+    uint64_t token;
+    pool_ctx *ctx;          /* the pool it is submitted to */
+    uint64_t seed;          /* its own random choices (children) */
+    /* The plan, fixed before the submit. */
+    int plan;               /* code to return when nothing else happens */
+    uint32_t work;          /* spin rounds */
+    uint32_t block_us;      /* blocks this long (polling for a cancel) */
+    gate *gate;             /* strict gate, or NULL */
+    uint8_t depth;          /* > 0: submits and gathers children */
+    bool polls_cancel;      /* returns ECANCELED once it sees a cancel */
+    bool drain_kids;        /* after its gate: submits children to its own
+                               pool, which is draining, and checks them */
+    bool probe_shutdown;    /* its pool's shutdown from inside: EDEADLK */
+    /* Set by the creator before it lets go of the record. */
+    bool has_future;        /* the completion check is attached */
+    _Atomic int cb_expected; /* ordered extra callbacks */
+    _Atomic bool cancel_possible; /* something may cancel it */
+    _Atomic bool cancel_won;      /* a cancel returned true */
+    /* What happened. */
+    _Atomic int runs, finished, completions, runs_at_completion;
+    _Atomic int returned, saw_cancel;
+    _Atomic int cb_next;    /* the next ordered callback's index */
+    int map_flags;          /* gather_map: its flags, -1 for other tasks */
+    int map_reported;       /* gather_map: the entry's code at the return */
+    uint64_t spin_out;
+} task_rec;
+
+static task_rec *rec_new(pool_ctx *ctx, uint64_t seed)
+{
+    task_rec *r = calloc(1, sizeof *r);
+    CHECK(r != NULL, "out of memory");
+    r->magic = REC_MAGIC;
+    atomic_init(&r->refs, 1);
+    r->token = atomic_fetch_add(&next_token, 1) + 1;
+    r->ctx = ctx;
+    r->seed = seed;
+    r->map_flags = -1;
+    atomic_fetch_add(&live_recs, 1);
+    return r;
+}
+
+static task_rec *rec_ref(task_rec *r)
+{
+    atomic_fetch_add(&r->refs, 1);
+    return r;
+}
+
+static void rec_check_magic(const task_rec *r, const char *where)
+{
+    CHECK(r != NULL && r->magic == REC_MAGIC,
+          "%s: %p is not a live task record (freed, or not a record)", where,
+          (const void *)r);
+}
+
+/* The last reference: what must hold for any task, whatever happened. */
+static void rec_final_checks(task_rec *r)
+{
+    int runs = atomic_load(&r->runs);
+    CHECK(runs <= 1, "task %llu ran %d times", (ull)r->token, runs);
+    CHECK(runs == 0 || atomic_load(&r->finished) == 1,
+          "task %llu: record freed while its body runs", (ull)r->token);
+    if (r->has_future) {
+        CHECK(atomic_load(&r->completions) == 1,
+              "task %llu: its future completed %d times", (ull)r->token,
+              atomic_load(&r->completions));
+        CHECK(runs == atomic_load(&r->runs_at_completion),
+              "task %llu ran after its future completed", (ull)r->token);
+    }
+    if (atomic_load(&r->cancel_won))
+        CHECK(runs == 0, "task %llu ran although its cancel returned true",
+              (ull)r->token);
+    CHECK(atomic_load(&r->cb_next) == atomic_load(&r->cb_expected),
+          "task %llu: %d of its %d done callbacks ran", (ull)r->token,
+          atomic_load(&r->cb_next), atomic_load(&r->cb_expected));
+}
+
+static void rec_release(task_rec *r)
+{
+    rec_check_magic(r, "rec_release");
+    if (atomic_fetch_sub(&r->refs, 1) != 1)
+        return;
+    rec_final_checks(r);
+    atomic_fetch_add_explicit(&spin_sink, r->spin_out, memory_order_relaxed);
+    gate_release(r->gate);
+    r->magic = 0;
+    free(r);
+    atomic_fetch_sub(&live_recs, 1);
+}
+
+static bool cancel_expected(task_rec *r)
+{
+    return atomic_load(&r->cancel_possible) ||
+           atomic_load(&r->ctx->cancel_pending);
+}
+
+static const int fail_codes[] = {EIO, EPERM, ENOENT, 1001, 1002, 1003};
+#define N_FAIL_CODES (sizeof fail_codes / sizeof fail_codes[0])
+
+static bool plausible_failure(int code)
+{
+    if (code == ECANCELED || code == NESTED_FAILED)
+        return true;
+    for (size_t i = 0; i < N_FAIL_CODES; i++)
+        if (code == fail_codes[i])
+            return true;
+    return false;
+}
+
+/* A plain task: a little work, sometimes a failure, a short block. */
+static void plan_plain(task_rec *r, rng *g)
+{
+    r->work = one_in(g, 4) ? 0 : below(g, 2000);
+    r->plan = one_in(g, 6) ? fail_codes[below(g, N_FAIL_CODES)] : 0;
+    r->polls_cancel = one_in(g, 2);
+    if (one_in(g, 8))
+        r->block_us = 20 + below(g, 1500);
+    r->probe_shutdown = r->ctx->pool != NULL && one_in(g, 32);
+}
+
+/* ---- the task body ------------------------------------------------------ */
+
+static int cancelled_code(task_rec *r)
+{
+    atomic_store(&r->saw_cancel, 1);
+    count(EV_TASK_SAW_CANCEL);
+    return ECANCELED;
+}
+
+static uint64_t spin(uint32_t rounds, uint64_t x)
+{
+    rng g = {x};
+    for (uint32_t i = 0; i < rounds; i++)
+        x ^= rnd(&g);
+    return x;
+}
+
+/* A task may not shut down or destroy its own pool. */
+static void probe_own_shutdown(task_rec *r)
+{
+    gather_pool *p = gather_current_pool();
+    CHECK(p == r->ctx->pool, "task %llu: current pool %p, submitted to %p",
+          (ull)r->token, (void *)p, (void *)r->ctx->pool);
+    int rc = gather_pool_shutdown(p, 0);
+    CHECK(rc == EDEADLK, "shutdown of its own pool from a task: %d", rc);
+    rc = gather_pool_destroy(p);
+    CHECK(rc == EDEADLK, "destroy of its own pool from a task: %d", rc);
+}
+
+/* false: the task saw a cancel request while it waited. */
+static bool pass_gate(task_rec *r, bool polls)
+{
+    while (!gate_is_open(r->gate)) {
+        if (polls && gather_cancel_requested())
+            return false;
+        nap_us(50);
+    }
+    return true;
+}
+
+static bool block_briefly(task_rec *r)
+{
+    uint64_t until = now_ns() + (uint64_t)r->block_us * 1000;
+    while (now_ns() < until) {
+        if (r->polls_cancel && gather_cancel_requested())
+            return false;
+        nap_us(50);
+    }
+    return true;
+}
+
+static int task_main(void *arg, void **result);
+static int run_children(task_rec *parent);
+static int drain_children(task_rec *parent);
+
+static int task_work(task_rec *r)
+{
+    r->spin_out = spin(r->work, r->token);
+    if (r->probe_shutdown)
+        probe_own_shutdown(r);
+    if (r->gate != NULL && !pass_gate(r, r->polls_cancel && !r->drain_kids))
+        return cancelled_code(r);
+    if (r->block_us > 0 && !block_briefly(r))
+        return cancelled_code(r);
+    if (r->drain_kids)
+        return drain_children(r);
+    if (r->depth > 0)
+        return run_children(r);
+    if (r->polls_cancel && gather_cancel_requested())
+        return cancelled_code(r);
+    return r->plan;
+}
+
+static int task_main(void *arg, void **result)
+{
+    task_rec *r = arg;
+    rec_check_magic(r, "task_main");
+    CHECK(atomic_fetch_add(&r->runs, 1) == 0, "task %llu ran twice",
+          (ull)r->token);
+    CHECK(atomic_load(&r->completions) == 0,
+          "task %llu started after its future completed", (ull)r->token);
+    gather_pool *want = r->ctx->pool != NULL ? r->ctx->pool : default_pool;
+    CHECK(gather_current_pool() == want,
+          "task %llu runs on pool %p, submitted to %s pool %p", (ull)r->token,
+          (void *)gather_current_pool(), r->ctx->name, (void *)want);
+    atomic_fetch_add(&r->ctx->runs, 1);
+    count(EV_TASK_RUN);
+    int code = task_work(r);
+    atomic_store(&r->returned, code);
+    *result = r;
+    /* release: the last touch of the record; whoever sees it may free it. */
+    atomic_store_explicit(&r->finished, 1, memory_order_release);
+    return code;
+}
+
+/* A detached task (no future): counts its run on its pool's context. */
+static int detached_task(void *arg, void **result)
+{
+    pool_ctx *ctx = arg;
+    uint64_t x = spin(200, (uint64_t)(uintptr_t)result);
+    atomic_fetch_add_explicit(&spin_sink, x, memory_order_relaxed);
+    *result = NULL;
+    count(EV_DETACHED_RUN);
+    atomic_fetch_add(&ctx->detached_runs, 1); /* the last touch of ctx */
+    return (x & 7) == 0 ? EIO : 0;
+}
+
+/* ---- completion checks and submits -------------------------------------- */
+
+/* The completion check: a done callback on every tracked future. */
+static void on_task_done(gather_future *f, void *user_data)
+{
+    task_rec *r = user_data;
+    rec_check_magic(r, "completion check");
+    pool_ctx *ctx = r->ctx;
+    CHECK(atomic_fetch_add(&r->completions, 1) == 0,
+          "task %llu: its future completed twice", (ull)r->token);
+    CHECK(gather_future_done(f), "task %llu: done callback before done",
+          (ull)r->token);
+    int err = gather_future_error(f);
+    void *value = gather_future_value(f);
+    bool cancelled = gather_future_cancelled(f);
+    int runs = atomic_load(&r->runs);
+    atomic_store(&r->runs_at_completion, runs);
+    if (runs == 0) {
+        CHECK(err == ECANCELED && value == NULL && cancelled,
+              "task %llu completed without running: code %d, value %p, "
+              "cancelled %d", (ull)r->token, err, value, (int)cancelled);
+        CHECK(cancel_expected(r),
+              "task %llu cancelled, but nothing could cancel it",
+              (ull)r->token);
+        atomic_fetch_add(&ctx->cancelled_seen, 1);
+    } else {
+        CHECK(atomic_load_explicit(&r->finished, memory_order_acquire) == 1,
+              "task %llu: future completed while its body runs",
+              (ull)r->token);
+        CHECK(value == r, "task %llu: value %p is not its record",
+              (ull)r->token, value);
+        int returned = atomic_load(&r->returned);
+        CHECK(err == returned, "task %llu returned %d, its future says %d",
+              (ull)r->token, returned, err);
+        /* Tasks return ECANCELED only after seeing a cancel request. */
+        CHECK(cancelled == (err == ECANCELED),
+              "task %llu returned %d after %s a cancel, cancelled() = %d",
+              (ull)r->token, err,
+              atomic_load(&r->saw_cancel) ? "seeing" : "not seeing",
+              (int)cancelled);
+        CHECK(!cancelled || cancel_expected(r),
+              "task %llu saw a cancel nothing could make", (ull)r->token);
+    }
+    count(EV_FUTURE_DONE);
+    atomic_fetch_sub(&ctx->checks_pending, 1); /* the last touch of ctx */
+    rec_release(r);
+}
+
+static void watch_completion(gather_future *f, task_rec *r)
+{
+    r->has_future = true;
+    atomic_fetch_add(&r->ctx->checks_pending, 1);
+    int rc = gather_future_on_done(f, on_task_done, rec_ref(r));
+    CHECK(rc == 0, "gather_future_on_done: %d", rc);
+}
+
+/* Submits r with a future and its completion check. NULL with *refused set
+ * when the pool refused it (allowed only where the caller says so). */
+static gather_future *submit_tracked(task_rec *r, int *refused)
+{
+    gather_future *f = (gather_future *)&f; /* must be overwritten */
+    int rc = gather_submit(r->ctx->pool, task_main, r, &f);
+    if (rc != 0) {
+        CHECK(f == NULL, "gather_submit failed (%d) but set *future", rc);
+        CHECK(refused != NULL && rc == ESHUTDOWN,
+              "gather_submit to the %s pool: %d", r->ctx->name, rc);
+        *refused = rc;
+        count(EV_REFUSED);
+        return NULL;
+    }
+    CHECK(f != NULL, "gather_submit returned 0 and no future");
+    atomic_fetch_add(&r->ctx->accepted, 1);
+    watch_completion(f, r);
+    return f;
+}
+
+static int submit_detached(pool_ctx *ctx)
+{
+    atomic_fetch_add(&ctx->detached_accepted, 1); /* before it can run */
+    int rc = gather_submit(ctx->pool, detached_task, ctx, NULL);
+    if (rc != 0)
+        atomic_fetch_sub(&ctx->detached_accepted, 1);
+    return rc;
+}
+
+/* ---- checking results --------------------------------------------------- */
+
+/* One result of a wait or gather, held against the task's record. */
+static void check_result(task_rec *r, gather_result res, const char *where)
+{
+    if (res.error == EINPROGRESS) {
+        CHECK(res.value == NULL, "%s: task %llu in progress with a value",
+              where, (ull)r->token);
+        return;
+    }
+    if (res.value == NULL) {
+        CHECK(res.error == ECANCELED,
+              "%s: task %llu: code %d and no value (a task that ran always "
+              "has its record as value)", where, (ull)r->token, res.error);
+        CHECK(atomic_load(&r->runs) == 0,
+              "%s: task %llu reported cancelled before it ran, but it ran",
+              where, (ull)r->token);
+        CHECK(cancel_expected(r),
+              "%s: task %llu cancelled, but nothing could cancel it", where,
+              (ull)r->token);
+        return;
+    }
+    CHECK(res.value == r,
+          "%s: task %llu: value %p is not its record %p (a result lost, "
+          "duplicated or out of order)", where, (ull)r->token, res.value,
+          (void *)r);
+    CHECK(atomic_load_explicit(&r->finished, memory_order_acquire) == 1,
+          "%s: task %llu reported done while its body runs", where,
+          (ull)r->token);
+    int returned = atomic_load(&r->returned);
+    CHECK(res.error == returned, "%s: task %llu returned %d, reported %d",
+          where, (ull)r->token, returned, res.error);
+}
+
+/* The results and code of gather_futures (or gather_map) over recs. */
+static void check_gathered(task_rec *const recs[], size_t n,
+                           const gather_result *res, unsigned flags, int rc,
+                           const char *where)
+{
+    if (flags & GATHER_RETURN_ERRORS)
+        CHECK(rc == 0, "%s (RETURN_ERRORS) returned %d", where, rc);
+    else
+        CHECK(rc == 0 || plausible_failure(rc), "%s returned %d", where, rc);
+    if (res == NULL)
+        return;
+    bool seen = false;
+    for (size_t i = 0; i < n; i++) {
+        check_result(recs[i], res[i], where);
+        if (flags & GATHER_RETURN_ERRORS)
+            CHECK(res[i].error != EINPROGRESS,
+                  "%s (RETURN_ERRORS): entry %zu not done", where, i);
+        else if (rc == 0)
+            CHECK(res[i].error == 0, "%s returned 0, entry %zu has %d", where,
+                  i, res[i].error);
+        else if (res[i].error == rc)
+            seen = true;
+    }
+    CHECK(rc == 0 || seen, "%s returned %d, which no entry holds", where, rc);
+}
+
+static unsigned pick_flags(rng *g)
+{
+    static const unsigned modes[] = {0, GATHER_RETURN_ERRORS,
+                                     GATHER_CANCEL_ON_ERROR};
+    return modes[below(g, 3)];
+}
+
+static void count_mode(unsigned flags)
+{
+    count(flags & GATHER_RETURN_ERRORS     ? EV_GATHER_RETURN_ERRORS
+          : flags & GATHER_CANCEL_ON_ERROR ? EV_GATHER_CANCEL_ON_ERROR
+                                           : EV_GATHER_FAIL_FAST);
+}
+
+static void release_all(gather_future **fs, task_rec **recs, size_t n, rng *g)
+{
+    size_t order[64];
+    CHECK(n <= 64, "release_all: %zu", n);
+    shuffled(order, n, g);
+    for (size_t k = 0; k < n; k++) {
+        gather_future_release(fs[order[k]]);
+        if (recs != NULL)
+            rec_release(recs[order[k]]);
+    }
+}
+
+/* ---- nested tasks ------------------------------------------------------- */
+
+#define MAX_KIDS 4
+
+static bool any_failed(const gather_result *res, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (res[i].error != 0)
+            return true;
+    return false;
+}
+
+/* A nested task: submits 1..4 children (its own pool, sometimes the default
+ * pool), some nested in turn, and gathers them in a random way. */
+static int run_children(task_rec *parent)
+{
+    rng g = {parent->seed};
+    size_t n = 1 + below(&g, MAX_KIDS);
+    pool_ctx *ctx = one_in(&g, 6) ? &default_ctx : parent->ctx;
+    /* 0-2: gather_futures, 3: one wait each, 4: gather_all */
+    unsigned how = below(&g, 5);
+    /* One wait per child amounts to RETURN_ERRORS. */
+    unsigned flags = how == 3 ? GATHER_RETURN_ERRORS : pick_flags(&g);
+    task_rec *kids[MAX_KIDS];
+    gather_future *fs[MAX_KIDS];
+    gather_result res[MAX_KIDS];
+    for (size_t i = 0; i < n; i++) {
+        kids[i] = rec_new(ctx, rnd(&g));
+        plan_plain(kids[i], &g);
+        if (parent->depth > 1 && one_in(&g, 2))
+            kids[i]->depth = (uint8_t)(1 + below(&g, parent->depth - 1));
+        if (flags & GATHER_CANCEL_ON_ERROR)
+            atomic_store(&kids[i]->cancel_possible, true);
+        fs[i] = submit_tracked(kids[i], NULL);
+    }
+    int rc;
+    if (how == 3) {
+        size_t order[MAX_KIDS];
+        shuffled(order, n, &g);
+        for (size_t k = 0; k < n; k++) {
+            size_t i = order[k];
+            res[i].value = NULL;
+            res[i].error = gather_future_wait(fs[i], &res[i].value);
+        }
+        rc = 0;
+    } else if (how == 4) {
+        gather_future *agg;
+        rc = gather_all(fs, n, flags, &agg);
+        CHECK(rc == 0, "gather_all in a task: %d", rc);
+        void *snap = NULL;
+        rc = gather_future_wait(agg, &snap);
+        CHECK(snap != NULL, "nested gather_all: no snapshot");
+        memcpy(res, snap, n * sizeof res[0]);
+        gather_future_release(agg);
+    } else {
+        rc = gather_futures(fs, n, res, flags);
+    }
+    count_mode(flags);
+    check_gathered(kids, n, res, flags, rc, "nested gather");
+    bool failed = any_failed(res, n);
+    release_all(fs, kids, n, &g);
+    if (parent->polls_cancel && gather_cancel_requested())
+        return cancelled_code(parent);
+    return failed ? NESTED_FAILED : parent->plan;
+}
+
+/* A task that passed its gate while its pool drains: its subtasks must be
+ * accepted, and run, or with GATHER_CANCEL_PENDING be cancelled unrun. */
+static int drain_children(task_rec *parent)
+{
+    rng g = {parent->seed};
+    size_t n = 1 + below(&g, MAX_KIDS);
+    gather_pool *own = gather_current_pool();
+    CHECK(own == parent->ctx->pool, "drain task on the wrong pool");
+    bool cancelling = atomic_load(&parent->ctx->cancel_pending);
+    task_rec *kids[MAX_KIDS];
+    gather_future *fs[MAX_KIDS];
+    gather_result res[MAX_KIDS];
+    for (size_t i = 0; i < n; i++) {
+        kids[i] = rec_new(parent->ctx, rnd(&g));
+        plan_plain(kids[i], &g);
+        kids[i]->probe_shutdown = false;
+        fs[i] = submit_tracked(kids[i], NULL); /* refused: a failure */
+        count(EV_DRAIN_CHILD);
+    }
+    int rc = gather_futures(fs, n, res, GATHER_RETURN_ERRORS);
+    check_gathered(kids, n, res, GATHER_RETURN_ERRORS, rc, "drain children");
+    for (size_t i = 0; i < n; i++) {
+        int runs = atomic_load(&kids[i]->runs);
+        if (cancelling)
+            CHECK(runs == 0 && res[i].error == ECANCELED,
+                  "subtask %llu submitted during a CANCEL_PENDING drain ran "
+                  "(runs %d, code %d)", (ull)kids[i]->token, runs,
+                  res[i].error);
+        else
+            CHECK(runs == 1, "subtask %llu submitted during a drain never "
+                  "ran (code %d)", (ull)kids[i]->token, res[i].error);
+    }
+    release_all(fs, kids, n, &g);
+    return parent->plan;
+}
+
+/* ---- drivers ------------------------------------------------------------ */
+
+enum deferred_kind { DEFER_QUEUED, DEFER_UNKNOWN };
+
+typedef struct deferred {
+    task_rec *rec;
+    enum deferred_kind kind; /* queued for sure, or maybe never submitted */
+} deferred;
+
+typedef struct driver {
+    int index;
+    rng g;
+    pthread_t thread;
+    /* Read by the watchdog. */
+    _Atomic uint64_t ops;
+    _Atomic uint64_t op_since_ns;      /* start of the current op; 0: none */
+    _Atomic(const char *) op_name;
+    _Atomic(const char *) phase;
+    _Atomic uint64_t op_seed;          /* the PRNG state the op began with */
+    /* Owned by the driver (read by main after the join). */
+    uint64_t op_counts[OP_COUNT];
+    deferred *defer;                   /* gather_map records still in use */
+    size_t ndefer, defer_cap;
+} driver;
+
+static driver drivers[MAX_DRIVERS];
+static driver main_track; /* main's own phases, for the watchdog */
+static _Atomic bool stop_drivers;
+
+static void phase(driver *d, const char *what)
+{
+    atomic_store_explicit(&d->phase, what, memory_order_relaxed);
+}
+
+static void defer_rec(driver *d, task_rec *r, enum deferred_kind kind)
+{
+    if (d->ndefer == d->defer_cap) {
+        d->defer_cap = d->defer_cap ? 2 * d->defer_cap : 64;
+        d->defer = realloc(d->defer, d->defer_cap * sizeof *d->defer);
+        CHECK(d->defer != NULL, "out of memory");
+    }
+    d->defer[d->ndefer].rec = r;
+    d->defer[d->ndefer].kind = kind;
+    d->ndefer++;
+}
+
+/* A gather_map task that ran and finished: it was accepted. */
+static void settle_ran(task_rec *r)
+{
+    CHECK(atomic_load_explicit(&r->finished, memory_order_acquire) == 1,
+          "map task %llu: settled while running", (ull)r->token);
+    atomic_fetch_add(&r->ctx->accepted, 1);
+    rec_release(r);
+}
+
+/* Frees deferred records whose tasks finished; with `drained` (a drained
+ * pool), also those of that pool's context that never ran. */
+static void reclaim(driver *d, pool_ctx *drained)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < d->ndefer; i++) {
+        deferred e = d->defer[i];
+        task_rec *r = e.rec;
+        if (atomic_load_explicit(&r->finished, memory_order_acquire)) {
+            settle_ran(r);
+        } else if (r->ctx == drained) {
+            CHECK(atomic_load(&r->runs) == 0,
+                  "map task %llu still running after its pool drained",
+                  (ull)r->token);
+            if (e.kind == DEFER_QUEUED) {
+                CHECK(atomic_load(&drained->cancel_pending),
+                      "map task %llu (%s pool, map flags %d, reported %d) "
+                      "was queued and never ran, without a CANCEL_PENDING "
+                      "shutdown", (ull)r->token, drained->name, r->map_flags,
+                      r->map_reported);
+                add(&drained->accepted, 1);
+                add(&drained->map_never_ran, 1);
+            } else {
+                add(&drained->map_maybe, 1);
+            }
+            rec_release(r);
+        } else {
+            d->defer[keep++] = e;
+        }
+    }
+    d->ndefer = keep;
+}
+
+static bool nothing_deferred(void *arg)
+{
+    driver *d = arg;
+    reclaim(d, NULL);
+    return d->ndefer == 0;
+}
+
+/* ---- op: submit, wait, release ------------------------------------------ */
+
+static void check_waited(task_rec *r, gather_future *f, int rc, void *value,
+                         const char *where)
+{
+    CHECK(gather_future_done(f), "%s: wait returned, future not done", where);
+    CHECK(rc == gather_future_error(f), "%s: wait gave %d, error() %d", where,
+          rc, gather_future_error(f));
+    CHECK(value == gather_future_value(f), "%s: value differs from value()",
+          where);
+    check_result(r, (gather_result){rc, value}, where);
+}
+
+static void op_submit(driver *d, pool_ctx *ctx)
+{
+    enum { N = 8 };
+    size_t n = 1 + below(&d->g, N);
+    task_rec *recs[N];
+    gather_future *fs[N];
+    for (size_t i = 0; i < n; i++) {
+        recs[i] = rec_new(ctx, rnd(&d->g));
+        plan_plain(recs[i], &d->g);
+        fs[i] = submit_tracked(recs[i], NULL);
+    }
+    phase(d, "submit: waiting");
+    size_t order[N];
+    shuffled(order, n, &d->g);
+    for (size_t k = 0; k < n; k++) {
+        size_t i = order[k];
+        void *value = NULL;
+        int rc;
+        switch (below(&d->g, 3)) {
+        case 0:
+            rc = gather_future_wait(fs[i], &value);
+            break;
+        case 1:
+            while (!gather_future_wait_for(fs[i], 1000000))
+                ;
+            rc = gather_future_error(fs[i]);
+            value = gather_future_value(fs[i]);
+            break;
+        default: { /* through a second reference */
+            gather_future *again = gather_future_retain(fs[i]);
+            CHECK(again == fs[i], "retain returned another pointer");
+            gather_future_release(fs[i]);
+            rc = gather_future_wait(again, &value);
+            fs[i] = again;
+            break;
+        }
+        }
+        check_waited(recs[i], fs[i], rc, value, "submit+wait");
+    }
+    release_all(fs, recs, n, &d->g);
+}
+
+static void op_nested(driver *d, pool_ctx *ctx)
+{
+    enum { N = 3 };
+    size_t n = 1 + below(&d->g, N);
+    task_rec *recs[N];
+    gather_future *fs[N];
+    for (size_t i = 0; i < n; i++) {
+        recs[i] = rec_new(ctx, rnd(&d->g));
+        plan_plain(recs[i], &d->g);
+        recs[i]->block_us = 0;
+        recs[i]->depth = (uint8_t)(1 + below(&d->g, 3));
+        fs[i] = submit_tracked(recs[i], NULL);
+    }
+    phase(d, "nested: waiting");
+    for (size_t i = 0; i < n; i++) {
+        void *value = NULL;
+        int rc = gather_future_wait(fs[i], &value);
+        check_waited(recs[i], fs[i], rc, value, "nested");
+    }
+    release_all(fs, recs, n, &d->g);
+}
+
+/* ---- op: gather_futures ------------------------------------------------- */
+
+/*
+ * A random list (duplicates allowed) gathered in a random mode. One variant
+ * forces the cancel of running tasks: a failing task first, then tasks on a
+ * strict gate that poll for a cancel, gathered with CANCEL_ON_ERROR. The
+ * gate is never opened before the check, so they can only end cancelled.
+ * (The failing task is ahead of them in the pool's queue, so it runs.)
+ */
+static void op_gather(driver *d, pool_ctx *ctx)
+{
+    enum { N = 10, M = N + 3 };
+    size_t n = 1 + below(&d->g, N);
+    unsigned flags = pick_flags(&d->g);
+    bool strict = flags == GATHER_CANCEL_ON_ERROR && n >= 2 &&
+                  one_in(&d->g, 2);
+    size_t gated = strict ? 1 + below(&d->g, 2) : 0;
+    if (gated > n - 1)
+        gated = n - 1;
+    gate *gt = strict ? gate_new() : NULL;
+    task_rec *recs[N];
+    gather_future *fs[N];
+    for (size_t i = 0; i < n; i++) {
+        recs[i] = rec_new(ctx, rnd(&d->g));
+        plan_plain(recs[i], &d->g);
+        if (strict && i == 0) { /* fails at once */
+            recs[i]->plan = fail_codes[below(&d->g, N_FAIL_CODES)];
+            recs[i]->block_us = 0;
+            recs[i]->probe_shutdown = false;
+        } else if (i <= gated && strict) {
+            recs[i]->gate = gate_ref(gt);
+            recs[i]->polls_cancel = true;
+            recs[i]->block_us = 0;
+        }
+        if (flags & GATHER_CANCEL_ON_ERROR)
+            atomic_store(&recs[i]->cancel_possible, true);
+        fs[i] = submit_tracked(recs[i], NULL);
+    }
+    /* The list: every future, some twice, shuffled. */
+    size_t m = n + below(&d->g, 4);
+    gather_future *list[M];
+    task_rec *lrecs[M];
+    size_t order[M];
+    shuffled(order, m, &d->g);
+    for (size_t k = 0; k < m; k++) {
+        size_t i = order[k] < n ? order[k] : below(&d->g, (uint32_t)n);
+        list[k] = fs[i];
+        lrecs[k] = recs[i];
+    }
+    gather_result res[M];
+    bool with_results = !one_in(&d->g, 8);
+    phase(d, "gather_futures: waiting");
+    int rc = gather_futures(list, m, with_results ? res : NULL, flags);
+    count_mode(flags);
+    check_gathered(lrecs, m, with_results ? res : NULL, flags, rc,
+                   "gather_futures");
+    if (strict) {
+        CHECK(rc != 0, "gather_futures returned 0 with gated tasks pending");
+        /* Every gated task was cancelled: pending ones completed, running
+         * ones must see the request and return. */
+        phase(d, "gather_futures: waiting for cancelled gated tasks");
+        gather_result gres[2];
+        rc = gather_futures(&fs[1], gated, gres, GATHER_RETURN_ERRORS);
+        check_gathered(&recs[1], gated, gres, GATHER_RETURN_ERRORS, rc,
+                       "gated after CANCEL_ON_ERROR");
+        for (size_t i = 1; i <= gated; i++) {
+            CHECK(gres[i - 1].error == ECANCELED &&
+                  gather_future_cancelled(fs[i]),
+                  "gather CANCEL_ON_ERROR: gated task %llu was not cancelled "
+                  "(code %d)", (ull)recs[i]->token, gres[i - 1].error);
+        }
+        gate_open(gt);
+        gate_release(gt);
+    }
+    release_all(fs, recs, n, &d->g);
+}
+
+/* ---- op: gather_all ----------------------------------------------------- */
+
+/* Tracks one aggregate's completion (a done callback on it). */
+typedef struct agg_track {
+    _Atomic int refs;
+    _Atomic int completions;
+    _Atomic bool cancel_possible;
+} agg_track;
+
+static agg_track *track_new(void)
+{
+    agg_track *t = calloc(1, sizeof *t);
+    CHECK(t != NULL, "out of memory");
+    atomic_init(&t->refs, 1);
+    atomic_fetch_add(&live_trackers, 1);
+    return t;
+}
+
+static void track_release(agg_track *t)
+{
+    if (atomic_fetch_sub(&t->refs, 1) != 1)
+        return;
+    CHECK(atomic_load(&t->completions) == 1,
+          "an aggregate completed %d times", atomic_load(&t->completions));
+    free(t);
+    atomic_fetch_sub(&live_trackers, 1);
+}
+
+static void on_agg_done(gather_future *f, void *user_data)
+{
+    agg_track *t = user_data;
+    CHECK(atomic_fetch_add(&t->completions, 1) == 0,
+          "an aggregate completed twice");
+    CHECK(gather_future_done(f), "aggregate callback before done");
+    if (gather_future_cancelled(f)) {
+        CHECK(atomic_load(&t->cancel_possible),
+              "an aggregate was cancelled, but nothing could cancel it");
+        count(EV_AGGREGATE_CANCELLED);
+    }
+    track_release(t);
+}
+
+/* A done callback that gives up a reference taken for it. */
+static void release_in_callback(gather_future *f, void *user_data)
+{
+    CHECK(f == user_data, "callback got another future");
+    gather_future_release(user_data);
+}
+
+enum { AGG_LEAVES = 8, AGG_NODES = 4, AGG_KIDS = 5 };
+
+typedef struct agg_node {
+    gather_future *f;
+    agg_track *track;
+    unsigned flags;
+    size_t n;
+    gather_future *kids[AGG_KIDS];
+    int kid_leaf[AGG_KIDS]; /* the leaf of entry k, or -1 */
+    int kid_node[AGG_KIDS]; /* the aggregate of entry k, or -1 */
+} agg_node;
+
+typedef struct agg_tree {
+    size_t nleaves, nnodes;
+    task_rec *leaf_rec[AGG_LEAVES];
+    gather_future *leaf[AGG_LEAVES];
+    agg_node node[AGG_NODES];
+} agg_tree;
+
+static void mark_cancel(agg_tree *t, size_t j);
+
+/* Everything beneath aggregate j may be cancelled (before it can be). */
+static void mark_kids(agg_tree *t, size_t j)
+{
+    agg_node *a = &t->node[j];
+    for (size_t k = 0; k < a->n; k++) {
+        if (a->kid_leaf[k] >= 0)
+            atomic_store(&t->leaf_rec[a->kid_leaf[k]]->cancel_possible, true);
+        else
+            mark_cancel(t, (size_t)a->kid_node[k]);
+    }
+}
+
+static void mark_cancel(agg_tree *t, size_t j)
+{
+    atomic_store(&t->node[j].track->cancel_possible, true);
+    mark_kids(t, j);
+}
+
+static void build_node(driver *d, agg_tree *t, size_t j)
+{
+    agg_node *a = &t->node[j];
+    a->flags = pick_flags(&d->g);
+    a->n = one_in(&d->g, 10) ? 0 : 1 + below(&d->g, AGG_KIDS);
+    for (size_t k = 0; k < a->n; k++) {
+        a->kid_leaf[k] = a->kid_node[k] = -1;
+        if (j > 0 && one_in(&d->g, 3)) {
+            a->kid_node[k] = (int)below(&d->g, (uint32_t)j);
+            a->kids[k] = t->node[a->kid_node[k]].f;
+        } else {
+            a->kid_leaf[k] = (int)below(&d->g, (uint32_t)t->nleaves);
+            a->kids[k] = t->leaf[a->kid_leaf[k]];
+        }
+    }
+    a->track = track_new();
+    if (a->flags & GATHER_CANCEL_ON_ERROR)
+        mark_kids(t, j);
+    int rc = gather_all(a->kids, a->n, a->flags, &a->f);
+    CHECK(rc == 0 && a->f != NULL, "gather_all: %d", rc);
+    count(EV_AGGREGATE);
+    atomic_fetch_add(&a->track->refs, 1);
+    rc = gather_future_on_done(a->f, on_agg_done, a->track);
+    CHECK(rc == 0, "gather_future_on_done (aggregate): %d", rc);
+    if (a->n == 0)
+        CHECK(gather_future_done(a->f) && gather_future_error(a->f) == 0 &&
+              gather_future_value(a->f) == NULL,
+              "an empty aggregate is not done at once with 0 and NULL");
+    if (one_in(&d->g, 4)) {
+        rc = gather_future_on_done(a->f, release_in_callback,
+                                   gather_future_retain(a->f));
+        CHECK(rc == 0, "gather_future_on_done: %d", rc);
+    }
+}
+
+/* An aggregate's code and snapshot, held against its children. */
+static void check_node(agg_tree *t, size_t j, int rc, void *value)
+{
+    agg_node *a = &t->node[j];
+    CHECK(gather_future_done(a->f), "aggregate waited for, not done");
+    CHECK(rc == gather_future_error(a->f) &&
+              value == gather_future_value(a->f),
+          "aggregate: wait and error()/value() disagree");
+    bool cancelled = gather_future_cancelled(a->f);
+    if (cancelled)
+        CHECK(rc == ECANCELED && atomic_load(&a->track->cancel_possible),
+              "aggregate cancelled (code %d) though nothing could cancel it",
+              rc);
+    if (a->n == 0) {
+        CHECK(rc == 0 && value == NULL, "empty aggregate: %d %p", rc, value);
+        return;
+    }
+    CHECK(value != NULL, "aggregate of %zu without a snapshot", a->n);
+    const gather_result *s = value;
+    bool early = cancelled || (!(a->flags & GATHER_RETURN_ERRORS) && rc != 0);
+    bool seen = false;
+    for (size_t k = 0; k < a->n; k++) {
+        if (s[k].error == EINPROGRESS) {
+            CHECK(s[k].value == NULL, "snapshot: in progress with a value");
+            CHECK(early, "aggregate (flags %u, code %d) completed with child "
+                  "%zu in progress", a->flags, rc, k);
+            continue;
+        }
+        gather_future *kid = a->kids[k];
+        CHECK(gather_future_done(kid),
+              "snapshot holds a result for child %zu, which is not done", k);
+        CHECK(s[k].error == gather_future_error(kid) &&
+              s[k].value == gather_future_value(kid),
+              "snapshot entry %zu (%d, %p) is not its child's (%d, %p)", k,
+              s[k].error, s[k].value, gather_future_error(kid),
+              gather_future_value(kid));
+        if (a->kid_leaf[k] >= 0)
+            check_result(t->leaf_rec[a->kid_leaf[k]], s[k], "gather_all");
+        if (!early && !(a->flags & GATHER_RETURN_ERRORS))
+            CHECK(s[k].error == 0, "aggregate returned 0, child %zu has %d",
+                  k, s[k].error);
+        if (s[k].error == rc)
+            seen = true;
+    }
+    if (!cancelled && (a->flags & GATHER_RETURN_ERRORS))
+        CHECK(rc == 0, "aggregate (RETURN_ERRORS) completed with %d", rc);
+    if (!cancelled && rc != 0)
+        CHECK(seen, "aggregate completed with %d, which no child has", rc);
+}
+
+static void cancel_node(agg_tree *t, size_t j)
+{
+    agg_node *a = &t->node[j];
+    mark_cancel(t, j);
+    bool was_done = gather_future_done(a->f);
+    bool ok = gather_future_cancel(a->f);
+    if (ok) {
+        CHECK(!was_done, "cancel of a done aggregate returned true");
+        CHECK(gather_future_done(a->f) &&
+              gather_future_error(a->f) == ECANCELED &&
+              gather_future_cancelled(a->f),
+              "cancel of an aggregate returned true, but it is not cancelled");
+        CHECK(a->n == 0 || gather_future_value(a->f) != NULL,
+              "cancelled aggregate without a snapshot");
+    }
+    CHECK(!gather_future_cancel(a->f) || !ok,
+          "a second cancel of an aggregate returned true");
+}
+
+static void op_gather_all(driver *d, pool_ctx *ctx)
+{
+    agg_tree t;
+    memset(&t, 0, sizeof t);
+    t.nleaves = 2 + below(&d->g, AGG_LEAVES - 1);
+    for (size_t i = 0; i < t.nleaves; i++) {
+        t.leaf_rec[i] = rec_new(ctx, rnd(&d->g));
+        plan_plain(t.leaf_rec[i], &d->g);
+        t.leaf[i] = submit_tracked(t.leaf_rec[i], NULL);
+    }
+    t.nnodes = 1 + below(&d->g, AGG_NODES);
+    for (size_t j = 0; j < t.nnodes; j++)
+        build_node(d, &t, j);
+    if (one_in(&d->g, 3))
+        cancel_node(&t, below(&d->g, (uint32_t)t.nnodes));
+    phase(d, "gather_all: waiting");
+    gather_future *nodes[AGG_NODES];
+    for (size_t j = 0; j < t.nnodes; j++)
+        nodes[j] = t.node[j].f;
+    unsigned how = below(&d->g, 3);
+    if (how == 0) { /* gather the aggregates themselves */
+        gather_result res[AGG_NODES];
+        int rc = gather_futures(nodes, t.nnodes, res, GATHER_RETURN_ERRORS);
+        CHECK(rc == 0, "gather_futures over aggregates: %d", rc);
+        for (size_t j = 0; j < t.nnodes; j++)
+            check_node(&t, j, res[j].error, res[j].value);
+    } else { /* (wait for any, then) each in turn */
+        if (how == 1) {
+            size_t idx = AGG_NODES;
+            int rc = gather_wait_any(nodes, t.nnodes, GATHER_FOREVER, &idx);
+            CHECK(rc == 0 && idx < t.nnodes && gather_future_done(nodes[idx]),
+                  "gather_wait_any over aggregates: %d, index %zu", rc, idx);
+        }
+        size_t order[AGG_NODES];
+        shuffled(order, t.nnodes, &d->g);
+        for (size_t k = 0; k < t.nnodes; k++) {
+            void *value = NULL;
+            int rc = gather_future_wait(nodes[order[k]], &value);
+            check_node(&t, order[k], rc, value);
+        }
+    }
+    /* Release leaves and aggregates mixed, in a random order. */
+    size_t all = t.nleaves + t.nnodes, order[AGG_LEAVES + AGG_NODES];
+    shuffled(order, all, &d->g);
+    for (size_t k = 0; k < all; k++) {
+        if (order[k] < t.nleaves) {
+            gather_future_release(t.leaf[order[k]]);
+            rec_release(t.leaf_rec[order[k]]);
+        } else {
+            agg_node *a = &t.node[order[k] - t.nleaves];
+            gather_future_release(a->f);
+            track_release(a->track);
+        }
+    }
+}
+
+/* ---- op: gather_map ----------------------------------------------------- */
+
+/* Settles one gather_map entry after the call: its record is freed now, or
+ * kept until its task finished (or its pool drained). */
+static void settle_map_entry(driver *d, task_rec *r, const gather_result *res,
+                             unsigned flags)
+{
+    r->map_flags = (int)flags;
+    r->map_reported = res != NULL ? res->error : -1;
+    if (res == NULL) {
+        if (atomic_load_explicit(&r->finished, memory_order_acquire)) {
+            settle_ran(r);
+        } else if (flags & GATHER_RETURN_ERRORS) {
+            /* All waited for: it never ran, and never will. */
+            CHECK(atomic_load(&r->runs) == 0, "map task %llu still running "
+                  "after RETURN_ERRORS", (ull)r->token);
+            add(&r->ctx->map_maybe, 1);
+            rec_release(r);
+        } else {
+            defer_rec(d, r, DEFER_UNKNOWN);
+        }
+        return;
+    }
+    check_result(r, *res, "gather_map");
+    if (res->error == EINPROGRESS)
+        defer_rec(d, r, DEFER_QUEUED);
+    else if (res->value == NULL) {
+        add(&r->ctx->map_maybe, 1); /* cancelled: queued or not */
+        rec_release(r);
+    } else {
+        settle_ran(r);
+    }
+}
+
+static void op_map(driver *d, pool_ctx *ctx)
+{
+    size_t n = one_in(&d->g, 20) ? 250 + below(&d->g, 60)
+                                  : 1 + below(&d->g, 24);
+    unsigned flags = pick_flags(&d->g);
+    /* Without results, entries of a fail-fast map cannot be told apart;
+     * only on pools that are drained later (not the default pool). */
+    bool with_results = !one_in(&d->g, 8) ||
+                        (ctx->pool == NULL && !(flags & GATHER_RETURN_ERRORS));
+    task_rec **recs = calloc(n, sizeof *recs);
+    gather_result *res = calloc(n, sizeof *res);
+    CHECK(recs != NULL && res != NULL, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        recs[i] = rec_new(ctx, rnd(&d->g));
+        plan_plain(recs[i], &d->g);
+        if (n > 64)
+            recs[i]->block_us = 0;
+        if (flags & GATHER_CANCEL_ON_ERROR)
+            atomic_store(&recs[i]->cancel_possible, true);
+    }
+    phase(d, "gather_map: running");
+    int rc = gather_map(ctx->pool, task_main, (void *const *)recs, n,
+                        with_results ? res : NULL, flags);
+    count_mode(flags);
+    if (with_results)
+        for (size_t i = 0; i < n; i++)
+            CHECK(res[i].error == EINPROGRESS || res[i].value == recs[i] ||
+                  (res[i].value == NULL && res[i].error == ECANCELED),
+                  "gather_map: entry %zu: code %d, value %p (not its own)", i,
+                  res[i].error, res[i].value);
+    /* The code against the results (records are checked one by one). */
+    if (flags & GATHER_RETURN_ERRORS)
+        CHECK(rc == 0, "gather_map (RETURN_ERRORS) returned %d", rc);
+    else
+        CHECK(rc == 0 || plausible_failure(rc), "gather_map returned %d", rc);
+    if (with_results) {
+        bool seen = rc == 0;
+        for (size_t i = 0; i < n; i++) {
+            if (rc == 0 && !(flags & GATHER_RETURN_ERRORS))
+                CHECK(res[i].error == 0, "gather_map returned 0, entry %zu "
+                      "has %d", i, res[i].error);
+            if ((flags & GATHER_RETURN_ERRORS))
+                CHECK(res[i].error != EINPROGRESS, "gather_map "
+                      "(RETURN_ERRORS): entry %zu not done", i);
+            if (res[i].error == rc)
+                seen = true;
+        }
+        CHECK(seen, "gather_map returned %d, which no entry holds", rc);
+    }
+    for (size_t i = 0; i < n; i++) {
+        count(EV_MAP_TASK);
+        settle_map_entry(d, recs[i], with_results ? &res[i] : NULL, flags);
+    }
+    free(recs);
+    free(res);
+}
+
+/* ---- op: cancel --------------------------------------------------------- */
+
+/*
+ * Tasks on a strict gate (they poll for a cancel) and plain ones; a random
+ * subset is cancelled. A cancel that returns true must have completed the
+ * future already (its completion check ran on this thread); a gated task
+ * whose cancel returned false was running and must end cancelled without
+ * its gate opening.
+ */
+static void op_cancel(driver *d, pool_ctx *ctx)
+{
+    enum { N = 9 };
+    size_t plain = below(&d->g, 7), gated = 1 + below(&d->g, 3);
+    size_t n = plain + gated;
+    gate *gt = gate_new();
+    task_rec *recs[N];
+    gather_future *fs[N];
+    bool chosen[N], was_cancelled_running[N];
+    for (size_t i = 0; i < n; i++) {
+        recs[i] = rec_new(ctx, rnd(&d->g));
+        plan_plain(recs[i], &d->g);
+        if (i < gated) {
+            recs[i]->gate = gate_ref(gt);
+            recs[i]->polls_cancel = true;
+            recs[i]->block_us = 0;
+        }
+        fs[i] = submit_tracked(recs[i], NULL);
+        chosen[i] = one_in(&d->g, 2);
+        was_cancelled_running[i] = false;
+    }
+    if (one_in(&d->g, 2))
+        nap_us(below(&d->g, 300)); /* let some start */
+    phase(d, "cancel: cancelling");
+    size_t order[N];
+    shuffled(order, n, &d->g);
+    for (size_t k = 0; k < n; k++) {
+        size_t i = order[k];
+        if (!chosen[i])
+            continue;
+        task_rec *r = recs[i];
+        atomic_store(&r->cancel_possible, true);
+        bool was_done = gather_future_done(fs[i]);
+        bool ok = gather_future_cancel(fs[i]);
+        if (ok) {
+            atomic_store(&r->cancel_won, true);
+            count(EV_CANCEL_WON);
+            CHECK(!was_done, "cancel of a done future returned true");
+            CHECK(gather_future_done(fs[i]) &&
+                  gather_future_error(fs[i]) == ECANCELED &&
+                  gather_future_value(fs[i]) == NULL &&
+                  gather_future_cancelled(fs[i]),
+                  "cancel returned true, future %llu not cancelled",
+                  (ull)r->token);
+            CHECK(atomic_load(&r->completions) == 1,
+                  "cancel returned true before the future's callbacks ran");
+            CHECK(atomic_load(&r->runs) == 0,
+                  "cancel returned true for task %llu, which ran",
+                  (ull)r->token);
+        } else if (i < gated) {
+            /* A gated task cannot be done: it was running. */
+            was_cancelled_running[i] = true;
+            count(EV_CANCEL_RUNNING);
+        }
+        CHECK(!gather_future_cancel(fs[i]) || !ok,
+              "a second cancel returned true");
+    }
+    gate_open(gt); /* for those not cancelled */
+    phase(d, "cancel: waiting");
+    gather_result res[N];
+    int rc = gather_futures(fs, n, res, GATHER_RETURN_ERRORS);
+    check_gathered(recs, n, res, GATHER_RETURN_ERRORS, rc, "after cancels");
+    for (size_t i = 0; i < gated; i++) {
+        if (!was_cancelled_running[i])
+            continue;
+        /* Even if it saw the gate open before the request, it polls once
+         * more before returning. */
+        CHECK(res[i].error == ECANCELED && gather_future_cancelled(fs[i]),
+              "running task %llu was cancelled, but ended with %d",
+              (ull)recs[i]->token, res[i].error);
+    }
+    gate_release(gt);
+    release_all(fs, recs, n, &d->g);
+}
+
+/* ---- ops: timed waits, wait_any ----------------------------------------- */
+
+static const uint64_t short_timeouts[] = {0, 1000, 50000, 300000, 2000000};
+
+static uint64_t pick_timeout(rng *g)
+{
+    return short_timeouts[below(g, sizeof short_timeouts /
+                                       sizeof short_timeouts[0])];
+}
+
+/* A plain task submitted first, then a gated one: no timed wait on the gated
+ * task may succeed while its gate is closed, nor end early. */
+static void op_wait_for(driver *d, pool_ctx *ctx)
+{
+    gate *gt = gate_new();
+    task_rec *recs[2];
+    gather_future *fs[2];
+    for (size_t i = 0; i < 2; i++) {
+        recs[i] = rec_new(ctx, rnd(&d->g));
+        plan_plain(recs[i], &d->g);
+        recs[i]->polls_cancel = false;
+        if (i == 1) {
+            recs[i]->gate = gate_ref(gt);
+            recs[i]->block_us = 0;
+        }
+        fs[i] = submit_tracked(recs[i], NULL);
+    }
+    phase(d, "wait_for: short timeouts on a gated task");
+    for (int k = 0; k < 3; k++) {
+        uint64_t t = pick_timeout(&d->g), t0 = now_ns();
+        bool done = gather_future_wait_for(fs[1], t);
+        uint64_t took = now_ns() - t0;
+        CHECK(!done, "wait_for returned true on a task behind a closed gate");
+        CHECK(took >= t, "wait_for(%llu ns) gave up after %llu ns", (ull)t,
+              (ull)took);
+        count(EV_TIMEOUT);
+    }
+    phase(d, "wait_for: the plain task");
+    while (!gather_future_wait_for(fs[0], pick_timeout(&d->g)))
+        ;
+    check_result(recs[0], (gather_result){gather_future_error(fs[0]),
+                                          gather_future_value(fs[0])},
+                 "wait_for");
+    gate_open(gt);
+    gate_release(gt);
+    phase(d, "wait_for: the opened task");
+    CHECK(gather_future_wait_for(fs[1], GATHER_FOREVER),
+          "wait_for(FOREVER) returned false");
+    check_result(recs[1], (gather_result){gather_future_error(fs[1]),
+                                          gather_future_value(fs[1])},
+                 "wait_for");
+    release_all(fs, recs, 2, &d->g);
+}
+
+/* Plain tasks first, then a gated one: wait_any must never name the gated
+ * task while its gate is closed; once everything is done it names index 0. */
+static void op_wait_any(driver *d, pool_ctx *ctx)
+{
+    enum { N = 6 };
+    size_t n = 2 + below(&d->g, N - 1); /* the last is gated */
+    gate *gt = gate_new();
+    task_rec *recs[N];
+    gather_future *fs[N];
+    for (size_t i = 0; i < n; i++) {
+        recs[i] = rec_new(ctx, rnd(&d->g));
+        plan_plain(recs[i], &d->g);
+        recs[i]->polls_cancel = false;
+        if (i == n - 1) {
+            recs[i]->gate = gate_ref(gt);
+            recs[i]->block_us = 0;
+        }
+        fs[i] = submit_tracked(recs[i], NULL);
+    }
+    phase(d, "wait_any: the gated task alone");
+    uint64_t t = pick_timeout(&d->g), t0 = now_ns();
+    size_t idx = 99;
+    int rc = gather_wait_any(&fs[n - 1], 1, t, &idx);
+    uint64_t took = now_ns() - t0;
+    CHECK(rc == ETIMEDOUT && idx == 99,
+          "gather_wait_any on a gated task: %d, index %zu", rc, idx);
+    CHECK(took >= t, "gather_wait_any(%llu ns) gave up after %llu ns", (ull)t,
+          (ull)took);
+    count(EV_TIMEOUT);
+    phase(d, "wait_any: mixed list, gate closed");
+    gather_future *list[N];
+    size_t order[N];
+    shuffled(order, n, &d->g);
+    for (size_t k = 0; k < n; k++)
+        list[k] = fs[order[k]];
+    rc = gather_wait_any(list, n, GATHER_FOREVER, &idx);
+    CHECK(rc == 0 && idx < n, "gather_wait_any: %d, index %zu", rc, idx);
+    CHECK(list[idx] != fs[n - 1],
+          "gather_wait_any named a task behind a closed gate");
+    CHECK(gather_future_done(list[idx]), "gather_wait_any: entry not done");
+    gate_open(gt);
+    gate_release(gt);
+    phase(d, "wait_any: all");
+    rc = gather_futures(fs, n, NULL, GATHER_RETURN_ERRORS);
+    CHECK(rc == 0, "gather_futures: %d", rc);
+    rc = gather_wait_any(list, n, 0, &idx);
+    CHECK(rc == 0 && idx == 0,
+          "gather_wait_any over done futures: %d, index %zu (want 0)", rc,
+          idx);
+    for (size_t i = 0; i < n; i++)
+        check_result(recs[i], (gather_result){gather_future_error(fs[i]),
+                                              gather_future_value(fs[i])},
+                     "wait_any");
+    release_all(fs, recs, n, &d->g);
+}
+
+/* ---- op: done callbacks ------------------------------------------------- */
+
+typedef struct cb_node {
+    task_rec *rec;
+    int index;                /* its place in the order of adding */
+    gather_future *release;   /* a reference to give up inside, or NULL */
+    bool submit_detached;     /* submits a detached task to the default pool */
+    _Atomic bool *ran_flag;   /* set when it runs (late callbacks) */
+} cb_node;
+
+static void on_done_ordered(gather_future *f, void *user_data)
+{
+    cb_node *c = user_data;
+    task_rec *r = c->rec;
+    rec_check_magic(r, "done callback");
+    CHECK(gather_future_done(f), "done callback before done");
+    CHECK(gather_future_cancel(f) == false, "cancel inside a done callback "
+          "returned true");
+    int next = atomic_fetch_add(&r->cb_next, 1);
+    CHECK(next == c->index, "task %llu: done callback %d ran as number %d",
+          (ull)r->token, c->index, next);
+    if (c->release != NULL)
+        gather_future_release(c->release);
+    if (c->submit_detached) {
+        int rc = submit_detached(&default_ctx);
+        CHECK(rc == 0, "submit from a done callback: %d", rc);
+    }
+    if (c->ran_flag != NULL)
+        atomic_store(c->ran_flag, true);
+    count(EV_CALLBACK);
+    free(c);
+    rec_release(r);
+}
+
+static void add_ordered_callback(driver *d, gather_future *f, task_rec *r,
+                                 _Atomic bool *ran_flag)
+{
+    cb_node *c = calloc(1, sizeof *c);
+    CHECK(c != NULL, "out of memory");
+    c->rec = rec_ref(r);
+    c->index = atomic_fetch_add(&r->cb_expected, 1);
+    c->release = one_in(&d->g, 3) ? gather_future_retain(f) : NULL;
+    c->submit_detached = one_in(&d->g, 4);
+    c->ran_flag = ran_flag;
+    int rc = gather_future_on_done(f, on_done_ordered, c);
+    CHECK(rc == 0, "gather_future_on_done: %d", rc);
+}
+
+/* Callbacks added while a strict gate holds the task run in the order they
+ * were added (checked by each); one added after completion runs at once on
+ * this thread. */
+static void op_callbacks(driver *d, pool_ctx *ctx)
+{
+    gate *gt = gate_new();
+    task_rec *r = rec_new(ctx, rnd(&d->g));
+    plan_plain(r, &d->g);
+    r->gate = gate_ref(gt);
+    r->polls_cancel = false;
+    gather_future *f = submit_tracked(r, NULL);
+    int ncb = 1 + (int)below(&d->g, 5);
+    for (int k = 0; k < ncb; k++)
+        add_ordered_callback(d, f, r, NULL);
+    gate_open(gt);
+    gate_release(gt);
+    phase(d, "callbacks: waiting");
+    void *value = NULL;
+    int rc = gather_future_wait(f, &value);
+    check_waited(r, f, rc, value, "callbacks");
+    _Atomic bool late_ran;
+    atomic_init(&late_ran, false);
+    /* cb_next may still lag (callbacks run after done): the late one's
+     * index is the next one anyway, and it must run before on_done returns,
+     * after the others. Wait until they did, so the order check holds. */
+    phase(d, "callbacks: waiting for the callbacks");
+    while (atomic_load(&r->cb_next) != atomic_load(&r->cb_expected))
+        nap_us(20);
+    add_ordered_callback(d, f, r, &late_ran);
+    CHECK(atomic_load(&late_ran),
+          "a callback added to a done future did not run at once");
+    gather_future_release(f);
+    rec_release(r);
+}
+
+/* ---- op: releases before completion, detached tasks --------------------- */
+
+static void op_release(driver *d, pool_ctx *ctx)
+{
+    size_t n = 1 + below(&d->g, 8);
+    for (size_t i = 0; i < n; i++) {
+        if (one_in(&d->g, 3)) {
+            int rc = submit_detached(ctx);
+            CHECK(rc == 0, "detached submit to the %s pool: %d", ctx->name,
+                  rc);
+            continue;
+        }
+        task_rec *r = rec_new(ctx, rnd(&d->g));
+        plan_plain(r, &d->g);
+        if (one_in(&d->g, 4))
+            r->depth = 1;
+        gather_future *f = submit_tracked(r, NULL);
+        switch (below(&d->g, 3)) {
+        case 0: /* the only reference, at once */
+            gather_future_release(f);
+            break;
+        case 1: { /* one more, released by a callback */
+            int rc = gather_future_on_done(f, release_in_callback,
+                                           gather_future_retain(f));
+            CHECK(rc == 0, "gather_future_on_done: %d", rc);
+            gather_future_release(f);
+            break;
+        }
+        default: /* two more, released in any order */
+            gather_future_retain(f);
+            gather_future_retain(f);
+            gather_future_release(f);
+            if (one_in(&d->g, 2))
+                nap_us(below(&d->g, 100));
+            gather_future_release(f);
+            gather_future_release(f);
+            break;
+        }
+        rec_release(r);
+    }
+}
+
+/* ---- op: a private pool, shut down while busy --------------------------- */
+
+/* Reads a pool's stats once it is drained and the test's counts settled. */
+static void check_stats(pool_ctx *ctx, const gather_pool_stats *s)
+{
+    uint64_t accepted = ld(&ctx->accepted), runs = ld(&ctx->runs);
+    uint64_t seen = ld(&ctx->cancelled_seen);
+    uint64_t dacc = ld(&ctx->detached_accepted);
+    uint64_t druns = ld(&ctx->detached_runs);
+    uint64_t maybe = ld(&ctx->map_maybe), never = ld(&ctx->map_never_ran);
+    CHECK(s->submitted == s->completed + s->cancelled,
+          "%s pool drained: submitted %llu != completed %llu + cancelled "
+          "%llu", ctx->name, (ull)s->submitted, (ull)s->completed,
+          (ull)s->cancelled);
+    CHECK(s->completed == runs + druns,
+          "%s pool: completed %llu, but %llu task bodies ran (%llu tracked, "
+          "%llu detached)", ctx->name, (ull)s->completed,
+          (ull)(runs + druns), (ull)runs, (ull)druns);
+    CHECK(druns <= dacc, "%s pool: %llu detached runs of %llu submitted",
+          ctx->name, (ull)druns, (ull)dacc);
+    /* x: gather_map entries cancelled that had been submitted (0..maybe). */
+    CHECK(s->submitted >= accepted + dacc &&
+          s->submitted - (accepted + dacc) <= maybe,
+          "%s pool: submitted %llu, the test counted %llu accepted, %llu "
+          "detached, %llu unknown", ctx->name, (ull)s->submitted,
+          (ull)accepted, (ull)dacc, (ull)maybe);
+    uint64_t x = s->submitted - (accepted + dacc);
+    CHECK(s->cancelled == seen + (dacc - druns) + never + x,
+          "%s pool: cancelled %llu, the test saw %llu futures, %llu "
+          "detached, %llu map entries (+%llu unknown)", ctx->name,
+          (ull)s->cancelled, (ull)seen, (ull)(dacc - druns), (ull)never,
+          (ull)x);
+}
+
+static bool checks_settled(void *arg)
+{
+    return atomic_load(&((pool_ctx *)arg)->checks_pending) == 0;
+}
+
+enum { HELPER_KEEP = 64, BUSY_MAX = 14 };
+
+/* A second thread that submits to the pool until it is refused, then opens
+ * the gate (so a drain that waits for gated tasks ends only after the
+ * shutdown began), then may shut the pool down itself too. */
+typedef struct shut_helper {
+    pthread_t thread;
+    pool_ctx *ctx;
+    gate *gate;
+    bool shuts_down;
+    unsigned flags;
+    uint64_t seed;
+    size_t n;
+    task_rec *recs[HELPER_KEEP];
+    gather_future *fs[HELPER_KEEP];
+} shut_helper;
+
+static void *helper_main(void *arg)
+{
+    shut_helper *h = arg;
+    rng g = {h->seed};
+    for (;;) {
+        int rc = 0;
+        if (h->n < HELPER_KEEP) {
+            task_rec *r = rec_new(h->ctx, rnd(&g));
+            plan_plain(r, &g);
+            gather_future *f = submit_tracked(r, &rc);
+            if (f != NULL) {
+                h->recs[h->n] = r;
+                h->fs[h->n++] = f;
+            } else {
+                rec_release(r);
+            }
+        } else {
+            rc = submit_detached(h->ctx);
+        }
+        if (rc == ESHUTDOWN)
+            break;
+        CHECK(rc == 0, "helper submit: %d", rc);
+        if (one_in(&g, 4))
+            sched_yield();
+    }
+    gate_open(h->gate);
+    if (h->shuts_down) {
+        int rc = gather_pool_shutdown(h->ctx->pool, h->flags);
+        CHECK(rc == 0, "a second, concurrent shutdown: %d", rc);
+    }
+    return NULL;
+}
+
+enum shut_mode { SHUT_PLAIN, SHUT_CANCEL, SHUT_DESTROY };
+
+static void run_op(driver *d, enum op op, pool_ctx *ctx);
+static enum op pick_op(rng *g, bool in_private);
+
+/* The busy load before the shutdown: gated tasks (only where a helper opens
+ * the gate), some submitting subtasks during the drain, plain and nested
+ * tasks, early releases, detached tasks. */
+static size_t load_busy(driver *d, pool_ctx *ctx, gate *gt, bool gated_ok,
+                        task_rec **recs, gather_future **fs)
+{
+    size_t n = 2 + below(&d->g, BUSY_MAX - 1), kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned kind = below(&d->g, 6);
+        if (kind == 0) {
+            int rc = submit_detached(ctx);
+            CHECK(rc == 0, "detached submit to a private pool: %d", rc);
+            continue;
+        }
+        task_rec *r = rec_new(ctx, rnd(&d->g));
+        plan_plain(r, &d->g);
+        if ((kind == 1 || kind == 2) && gated_ok) {
+            r->gate = gate_ref(gt);
+            r->block_us = 0;
+            r->polls_cancel = kind == 1;
+            r->drain_kids = kind == 2;
+            r->probe_shutdown = false;
+        } else if (kind == 3) {
+            r->depth = (uint8_t)(1 + below(&d->g, 2));
+        }
+        gather_future *f = submit_tracked(r, NULL);
+        if (kind == 4) { /* released before it completes */
+            gather_future_release(f);
+            rec_release(r);
+            continue;
+        }
+        recs[kept] = r;
+        fs[kept++] = f;
+    }
+    return kept;
+}
+
+/* After the shutdown returned: everything done, results right, the pool
+ * refusing work. */
+static void check_after_shutdown(pool_ctx *ctx, task_rec **recs,
+                                 gather_future **fs, size_t n,
+                                 enum shut_mode mode)
+{
+    for (size_t i = 0; i < n; i++) {
+        CHECK(gather_future_done(fs[i]),
+              "task %llu not done after its pool's shutdown returned",
+              (ull)recs[i]->token);
+        gather_result res = {gather_future_error(fs[i]),
+                             gather_future_value(fs[i])};
+        check_result(recs[i], res, "after shutdown");
+        if (recs[i]->gate != NULL && recs[i]->polls_cancel) {
+            if (mode == SHUT_CANCEL)
+                CHECK(res.error == ECANCELED && gather_future_cancelled(fs[i]),
+                      "gated task %llu not cancelled by CANCEL_PENDING (%d)",
+                      (ull)recs[i]->token, res.error);
+            else
+                CHECK(res.error != ECANCELED, "gated task %llu cancelled by "
+                      "a plain shutdown", (ull)recs[i]->token);
+        }
+    }
+    if (mode == SHUT_DESTROY)
+        return;
+    gather_future *f = (gather_future *)&f;
+    int rc = gather_submit(ctx->pool, task_main, NULL, &f);
+    CHECK(rc == ESHUTDOWN && f == NULL, "submit after shutdown: %d", rc);
+    void *args[1] = {NULL};
+    gather_result res[1];
+    rc = gather_map(ctx->pool, task_main, args, 1, res, 0);
+    CHECK(rc == ESHUTDOWN && res[0].error == ESHUTDOWN,
+          "gather_map after shutdown: %d (entry %d)", rc, res[0].error);
+    rc = gather_pool_shutdown(ctx->pool, 0);
+    CHECK(rc == 0, "a second shutdown: %d", rc);
+}
+
+static void create_private_pool(driver *d, pool_ctx *ctx)
+{
+    gather_pool_options o = {0};
+    o.threads = 1 + below(&d->g, 4);
+    o.name = one_in(&d->g, 2) ? "soak-private-with-a-long-name" : NULL;
+    o.stack_size = one_in(&d->g, 4) ? 256 * 1024 : 0;
+    int rc = gather_pool_create(&ctx->pool, &o);
+    CHECK(rc == 0 && ctx->pool != NULL, "gather_pool_create: %d", rc);
+    count(EV_POOL_CREATED);
+    CHECK(gather_pool_threads(ctx->pool) == o.threads,
+          "pool of %zu threads reports %zu", o.threads,
+          gather_pool_threads(ctx->pool));
+}
+
+static void start_helper(driver *d, shut_helper *h, pool_ctx *ctx, gate *gt,
+                         unsigned flags)
+{
+    h->ctx = ctx;
+    h->gate = gt;
+    h->shuts_down = one_in(&d->g, 2);
+    h->flags = flags;
+    h->seed = rnd(&d->g);
+    int rc = pthread_create(&h->thread, NULL, helper_main, h);
+    CHECK(rc == 0, "pthread_create: %d", rc);
+}
+
+/* Everything the helper got accepted is done too. */
+static void join_helper(shut_helper *h)
+{
+    int rc = pthread_join(h->thread, NULL);
+    CHECK(rc == 0, "pthread_join: %d", rc);
+    for (size_t i = 0; i < h->n; i++) {
+        CHECK(gather_future_done(h->fs[i]),
+              "helper's task %llu not done after the shutdown",
+              (ull)h->recs[i]->token);
+        check_result(h->recs[i],
+                     (gather_result){gather_future_error(h->fs[i]),
+                                     gather_future_value(h->fs[i])},
+                     "helper after shutdown");
+    }
+}
+
+static int shut_down_busy(driver *d, pool_ctx *ctx, enum shut_mode mode)
+{
+    if (mode == SHUT_CANCEL)
+        atomic_store(&ctx->cancel_pending, true); /* before it can cancel */
+    count(mode == SHUT_PLAIN    ? EV_SHUTDOWN_PLAIN
+          : mode == SHUT_CANCEL ? EV_SHUTDOWN_CANCEL
+                                : EV_DESTROY_BUSY);
+    if (mode == SHUT_DESTROY) {
+        phase(d, "private pool: destroy while busy");
+        return gather_pool_destroy(ctx->pool);
+    }
+    phase(d, "private pool: shutdown while busy");
+    return gather_pool_shutdown(ctx->pool, mode == SHUT_CANCEL
+                                               ? GATHER_CANCEL_PENDING
+                                               : 0);
+}
+
+/* Once the completion checks and map records settled: the stats (when the
+ * pool still exists), then the destroy. */
+static void settle_private(driver *d, pool_ctx *ctx, enum shut_mode mode)
+{
+    phase(d, "private pool: settling");
+    await(checks_settled, ctx);
+    reclaim(d, ctx);
+    if (mode == SHUT_DESTROY)
+        return;
+    gather_pool_stats s;
+    int rc = gather_pool_stats_get(ctx->pool, &s);
+    CHECK(rc == 0, "gather_pool_stats_get: %d", rc);
+    check_stats(ctx, &s);
+    rc = gather_pool_destroy(ctx->pool);
+    CHECK(rc == 0, "gather_pool_destroy: %d", rc);
+}
+
+/*
+ * A pool of the driver's own: some ordinary ops on it, then a busy load and
+ * a shutdown (plain or CANCEL_PENDING, with a helper thread submitting
+ * until refused, opening the gate, maybe shutting down concurrently) or a
+ * destroy while busy; then every check of a drained pool, and futures read
+ * after the destroy.
+ */
+static void op_private_pool(driver *d)
+{
+    pool_ctx ctx = {0};
+    ctx.name = "private";
+    create_private_pool(d, &ctx);
+    for (unsigned k = below(&d->g, 4); k > 0; k--)
+        run_op(d, pick_op(&d->g, true), &ctx);
+
+    enum shut_mode mode = (enum shut_mode)below(&d->g, 3);
+    gate *gt = gate_new();
+    task_rec *recs[BUSY_MAX];
+    gather_future *fs[BUSY_MAX];
+    phase(d, "private pool: loading");
+    size_t n = load_busy(d, &ctx, gt, mode != SHUT_DESTROY, recs, fs);
+    shut_helper h;
+    memset(&h, 0, sizeof h);
+    if (mode != SHUT_DESTROY)
+        start_helper(d, &h, &ctx, gt,
+                     mode == SHUT_CANCEL ? GATHER_CANCEL_PENDING : 0);
+    if (one_in(&d->g, 2))
+        nap_us(below(&d->g, 500));
+    int rc = shut_down_busy(d, &ctx, mode);
+    CHECK(rc == 0, "shutdown/destroy (mode %d) of a busy pool: %d", mode, rc);
+    check_after_shutdown(&ctx, recs, fs, n, mode);
+    if (mode != SHUT_DESTROY) {
+        phase(d, "private pool: joining the helper");
+        join_helper(&h);
+    }
+    settle_private(d, &ctx, mode);
+    for (size_t i = 0; i < n; i++) /* futures outlive their pool */
+        check_result(recs[i], (gather_result){gather_future_error(fs[i]),
+                                              gather_future_value(fs[i])},
+                     "after destroy");
+    release_all(fs, recs, n, &d->g);
+    release_all(h.fs, h.recs, h.n, &d->g);
+    gate_open(gt);
+    gate_release(gt);
+}
+
+/* ---- the driver loop ---------------------------------------------------- */
+
+static enum op pick_op(rng *g, bool in_private)
+{
+    unsigned total = 0;
+    for (int i = 0; i < OP_COUNT; i++)
+        if (!(in_private && i == OP_PRIVATE_POOL))
+            total += op_weights[i];
+    unsigned x = below(g, total);
+    for (int i = 0; i < OP_COUNT; i++) {
+        if (in_private && i == OP_PRIVATE_POOL)
+            continue;
+        if (x < op_weights[i])
+            return (enum op)i;
+        x -= op_weights[i];
+    }
+    return OP_SUBMIT;
+}
+
+static void run_op(driver *d, enum op op, pool_ctx *ctx)
+{
+    d->op_counts[op]++;
+    phase(d, op_names[op]);
+    switch (op) {
+    case OP_SUBMIT: op_submit(d, ctx); break;
+    case OP_NESTED: op_nested(d, ctx); break;
+    case OP_GATHER: op_gather(d, ctx); break;
+    case OP_GATHER_ALL: op_gather_all(d, ctx); break;
+    case OP_MAP: op_map(d, ctx); break;
+    case OP_CANCEL: op_cancel(d, ctx); break;
+    case OP_WAIT_FOR: op_wait_for(d, ctx); break;
+    case OP_WAIT_ANY: op_wait_any(d, ctx); break;
+    case OP_CALLBACKS: op_callbacks(d, ctx); break;
+    case OP_RELEASE: op_release(d, ctx); break;
+    case OP_PRIVATE_POOL: op_private_pool(d); break;
+    case OP_COUNT: break;
+    }
+}
+
+static pool_ctx *pick_pool(driver *d)
+{
+    if (one_in(&d->g, 6)) {
+        count(EV_DEFAULT_POOL_OP);
+        return &default_ctx;
+    }
+    return &shared_ctx[below(&d->g, 2)];
+}
+
+static void *driver_main(void *arg)
+{
+    driver *d = arg;
+    while (!atomic_load(&stop_drivers)) {
+        atomic_store(&d->op_seed, d->g.s);
+        enum op op = pick_op(&d->g, false);
+        pool_ctx *ctx = pick_pool(d);
+        atomic_store(&d->op_name, op_names[op]);
+        atomic_store(&d->op_since_ns, now_ns());
+        run_op(d, op, ctx);
+        atomic_store(&d->op_since_ns, 0);
+        atomic_fetch_add(&d->ops, 1);
+        reclaim(d, NULL);
+        if (one_in(&d->g, 64)) { /* mid-run stats: exercised, not checked */
+            gather_pool_stats s;
+            CHECK(gather_pool_stats_get(ctx->pool, &s) == 0, "stats");
+        }
+    }
+    phase(d, "stopped");
+    return NULL;
+}
+
+/* ---- the watchdog ------------------------------------------------------- */
+
+static pthread_mutex_t watchdog_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t watchdog_cond = PTHREAD_COND_INITIALIZER;
+static bool watchdog_stop;
+
+static void dump_driver(const char *who, int index, driver *d, uint64_t now)
+{
+    uint64_t since = atomic_load(&d->op_since_ns);
+    const char *name = atomic_load(&d->op_name);
+    const char *ph = atomic_load(&d->phase);
+    fprintf(stderr, "soak:   %s %d: %llu ops done; ", who, index,
+            (ull)atomic_load(&d->ops));
+    if (since == 0)
+        fprintf(stderr, "between ops (%s)\n", ph ? ph : "-");
+    else
+        fprintf(stderr, "in %s, at \"%s\", for %.1f s (op PRNG state %#llx)\n",
+                name ? name : "?", ph ? ph : "?",
+                (double)(now - since) / 1e9,
+                (ull)atomic_load(&d->op_seed));
+}
+
+static _Noreturn void report_hang(driver *culprit, uint64_t now)
+{
+    if (atomic_flag_test_and_set(&failing))
+        for (;;)
+            nanosleep(&(struct timespec){1, 0}, NULL);
+    fprintf(stderr, "soak: HANG: %s has made no progress for %.0f s\n",
+            culprit == &main_track ? "the final drain" : "a driver",
+            cfg_watchdog_s);
+    for (int i = 0; i < cfg_threads; i++)
+        dump_driver("driver", i, &drivers[i], now);
+    dump_driver("main", 0, &main_track, now);
+    for (int e = 0; e < EV_COUNT; e++)
+        fprintf(stderr, "soak:   %s: %llu\n", ev_names[e],
+                (ull)atomic_load(&events[e]));
+    print_replay(stderr);
+    fflush(stderr);
+    abort();
+}
+
+static bool stuck(driver *d, uint64_t now)
+{
+    uint64_t since = atomic_load(&d->op_since_ns);
+    return since != 0 && now > since &&
+           (double)(now - since) / 1e9 > cfg_watchdog_s;
+}
+
+static void *watchdog_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&watchdog_lock);
+    while (!watchdog_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 250000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&watchdog_cond, &watchdog_lock, &ts);
+        uint64_t now = now_ns();
+        for (int i = 0; i < cfg_threads; i++)
+            if (stuck(&drivers[i], now))
+                report_hang(&drivers[i], now);
+        if (stuck(&main_track, now))
+            report_hang(&main_track, now);
+    }
+    pthread_mutex_unlock(&watchdog_lock);
+    return NULL;
+}
+
+/* ---- setup, teardown, report -------------------------------------------- */
+
+static int name_pool_task(void *arg, void **result)
+{
+    (void)arg;
+    *result = gather_current_pool();
+    return 0;
+}
+
+static void main_phase(const char *what)
+{
+    atomic_store(&main_track.op_name, "teardown");
+    atomic_store(&main_track.phase, what);
+    atomic_store(&main_track.op_since_ns, now_ns());
+}
+
+static void setup_pools(void)
+{
+    static const size_t threads[2] = {1, 3};
+    static const char *const names[2] = {"shared-1", "shared-3"};
+    for (int i = 0; i < 2; i++) {
+        gather_pool_options o = {0};
+        o.threads = threads[i];
+        o.name = names[i];
+        int rc = gather_pool_create(&shared_ctx[i].pool, &o);
+        CHECK(rc == 0, "gather_pool_create: %d", rc);
+        shared_ctx[i].name = names[i];
+    }
+    default_ctx.name = "default";
+    gather_future *f;
+    int rc = gather_submit(NULL, name_pool_task, NULL, &f);
+    CHECK(rc == 0, "gather_submit to the default pool: %d", rc);
+    void *p = NULL;
+    rc = gather_future_wait(f, &p);
+    CHECK(rc == 0 && p != NULL, "the default pool's name: %d", rc);
+    default_pool = p;
+    gather_future_release(f);
+    add(&default_ctx.accepted, 1);
+    add(&default_ctx.runs, 1); /* that task: not tracked, but it ran */
+}
+
+static bool default_settled(void *arg)
+{
+    (void)arg;
+    gather_pool_stats s;
+    CHECK(gather_pool_stats_get(NULL, &s) == 0, "stats of the default pool");
+    return atomic_load(&live_recs) == 0 &&
+           ld(&default_ctx.detached_runs) ==
+               ld(&default_ctx.detached_accepted) &&
+           s.submitted == s.completed + s.cancelled;
+}
+
+static void teardown(rng *g)
+{
+    /* Shared pools: a shutdown (with CANCEL_PENDING or not) drains them;
+     * then the records of their map tasks settle, and the stats add up. */
+    for (int i = 0; i < 2; i++) {
+        pool_ctx *ctx = &shared_ctx[i];
+        unsigned flags = one_in(g, 2) ? GATHER_CANCEL_PENDING : 0;
+        main_phase("shared pool: shutdown");
+        if (flags)
+            atomic_store(&ctx->cancel_pending, true);
+        int rc = gather_pool_shutdown(ctx->pool, flags);
+        CHECK(rc == 0, "shutdown of the %s pool: %d", ctx->name, rc);
+        main_phase("shared pool: settling");
+        await(checks_settled, ctx);
+        for (int k = 0; k < cfg_threads; k++)
+            reclaim(&drivers[k], ctx);
+        gather_pool_stats s;
+        CHECK(gather_pool_stats_get(ctx->pool, &s) == 0, "stats");
+        check_stats(ctx, &s);
+        rc = gather_pool_destroy(ctx->pool);
+        CHECK(rc == 0, "destroy of the %s pool: %d", ctx->name, rc);
+    }
+    /* The default pool lives on: wait until it is quiet. */
+    main_phase("default pool: map tasks");
+    for (int k = 0; k < cfg_threads; k++) {
+        await(nothing_deferred, &drivers[k]);
+        free(drivers[k].defer);
+    }
+    main_phase("default pool: completion checks");
+    await(checks_settled, &default_ctx);
+    main_phase("default pool: records, detached tasks, counters");
+    await(default_settled, NULL);
+    gather_pool_stats s;
+    CHECK(gather_pool_stats_get(NULL, &s) == 0, "stats");
+    check_stats(&default_ctx, &s);
+    CHECK(atomic_load(&live_gates) == 0, "%ld gates never freed",
+          atomic_load(&live_gates));
+    CHECK(atomic_load(&live_trackers) == 0,
+          "%ld aggregates never completed or released",
+          atomic_load(&live_trackers));
+    atomic_store(&main_track.op_since_ns, 0);
+}
+
+static void report(double elapsed)
+{
+    uint64_t per_op[OP_COUNT] = {0}, total = 0;
+    /* Every op counts, also those run inside a private pool's op. */
+    for (int k = 0; k < cfg_threads; k++)
+        for (int i = 0; i < OP_COUNT; i++)
+            per_op[i] += drivers[k].op_counts[i];
+    for (int i = 0; i < OP_COUNT; i++)
+        total += per_op[i];
+    printf("soak: seed=%" PRIu64 " threads=%d seconds=%.1f ops=%llu "
+           "ops/s=%.1f\n",
+           cfg_seed, cfg_threads, elapsed, (ull)total,
+           elapsed > 0 ? (double)total / elapsed : 0.0);
+    for (int i = 0; i < OP_COUNT; i++)
+        printf("soak:   op %-16s %llu\n", op_names[i], (ull)per_op[i]);
+    for (int e = 0; e < EV_COUNT; e++)
+        printf("soak:   %-36s %llu\n", ev_names[e],
+               (ull)atomic_load(&events[e]));
+    printf("soak: PASS\n");
+}
+
+static _Noreturn void usage(const char *msg)
+{
+    fprintf(stderr, "soak: %s\nusage: soak [--seconds S] [--seed N] "
+            "[--threads T (1..%d)] [--watchdog S]\n", msg, MAX_DRIVERS);
+    exit(2);
+}
+
+static double parse_seconds(const char *s, const char *what)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (*s == '\0' || *end != '\0' || !(v >= 0) || v > 1e6)
+        usage(what);
+    return v;
+}
+
+static void parse_args(int argc, char **argv)
+{
+    bool seeded = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
+            usage("a randomized soak test of libgather");
+        if (i + 1 >= argc)
+            usage("an option lacks its value");
+        const char *v = argv[++i];
+        char *end;
+        if (strcmp(a, "--seconds") == 0) {
+            cfg_seconds = parse_seconds(v, "bad --seconds");
+        } else if (strcmp(a, "--watchdog") == 0) {
+            cfg_watchdog_s = parse_seconds(v, "bad --watchdog");
+        } else if (strcmp(a, "--seed") == 0) {
+            errno = 0;
+            cfg_seed = strtoull(v, &end, 0);
+            if (*v == '\0' || *end != '\0' || errno != 0)
+                usage("bad --seed");
+            seeded = true;
+        } else if (strcmp(a, "--threads") == 0) {
+            long t = strtol(v, &end, 10);
+            if (*v == '\0' || *end != '\0' || t < 1 || t > MAX_DRIVERS)
+                usage("bad --threads");
+            cfg_threads = (int)t;
+        } else {
+            usage("unknown option");
+        }
+    }
+    if (!seeded) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        rng g = {(uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec};
+        cfg_seed = rnd(&g) % 1000000000000ull; /* short enough to retype */
+    }
+}
+
+int main(int argc, char **argv)
+{
+    parse_args(argc, argv);
+    /* First, so that any failure, even a crash, can be replayed. */
+    printf("soak: seed=%" PRIu64 " threads=%d seconds=%g watchdog=%gs\n",
+           cfg_seed, cfg_threads, cfg_seconds, cfg_watchdog_s);
+    fflush(stdout);
+
+    pthread_t watchdog;
+    int rc = pthread_create(&watchdog, NULL, watchdog_main, NULL);
+    CHECK(rc == 0, "pthread_create: %d", rc);
+    main_phase("setup");
+    setup_pools();
+    atomic_store(&main_track.op_since_ns, 0);
+
+    rng g = {cfg_seed};
+    uint64_t start = now_ns();
+    for (int i = 0; i < cfg_threads; i++) {
+        drivers[i].index = i;
+        drivers[i].g.s = rnd(&g); /* one stream per driver */
+        rc = pthread_create(&drivers[i].thread, NULL, driver_main,
+                            &drivers[i]);
+        CHECK(rc == 0, "pthread_create: %d", rc);
+    }
+    time_t whole = (time_t)cfg_seconds;
+    struct timespec run = {whole,
+                           (long)((cfg_seconds - (double)whole) * 1e9)};
+    while (nanosleep(&run, &run) != 0 && errno == EINTR)
+        ;
+    atomic_store(&stop_drivers, true);
+    for (int i = 0; i < cfg_threads; i++)
+        pthread_join(drivers[i].thread, NULL);
+    double elapsed = (double)(now_ns() - start) / 1e9;
+
+    teardown(&g);
+    pthread_mutex_lock(&watchdog_lock);
+    watchdog_stop = true;
+    pthread_cond_signal(&watchdog_cond);
+    pthread_mutex_unlock(&watchdog_lock);
+    pthread_join(watchdog, NULL);
+    CHECK(atomic_load(&live_recs) == 0, "%ld task records never freed",
+          atomic_load(&live_recs));
+    report(elapsed);
+    return 0;
+}
