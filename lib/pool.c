@@ -835,6 +835,11 @@ int gather_pool_shutdown(gather_pool *pool, unsigned flags)
         return ESHUTDOWN; /* its threads and locks are the parent's */
     if (on_own_thread(pool))
         return EDEADLK;
+    /* Counted before touching anything else: a concurrent destroy frees the
+     * pool only once every caller in here has left (found with lib/drain.pml). */
+    gather__lock(&pool->drain_lock);
+    pool->shutdown_waiters++;
+    gather__unlock(&pool->drain_lock);
     if (flags & GATHER_CANCEL_PENDING)
         atomic_store_explicit(&pool->cancelling, true, memory_order_relaxed);
     gather__lock(&pool->inject_lock);
@@ -847,7 +852,6 @@ int gather_pool_shutdown(gather_pool *pool, unsigned flags)
     gather__sleep_wake_all(&pool->sleep);
     check_drained(pool);
     gather__lock(&pool->drain_lock);
-    pool->shutdown_waiters++;
     while (!pool->drained)
         pthread_cond_wait(&pool->drain_cond, &pool->drain_lock);
     pool->shutdown_waiters--;
