@@ -155,9 +155,13 @@ void gather__future_complete_release(gather_future *f, int error, void *value,
 bool gather__future_listen(gather_future *f, gather__listener *l)
 {
     uintptr_t s = atomic_load_explicit(&f->state, memory_order_acquire);
-    while (!(s & GATHER__LISTENED)) {
+    for (;;) {
+        /* Done, even if its completer has not closed the list yet: the
+         * result is readable now, so nobody waits for the listener. */
         if (s & GATHER__DONE)
             return false;
+        if (s & GATHER__LISTENED)
+            break;
         /* acq_rel: orders our push after the flag, and (acquire on
          * failure) a DONE read here makes the result readable. */
         if (atomic_compare_exchange_weak_explicit(&f->state, &s,

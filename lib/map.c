@@ -67,6 +67,7 @@ typedef struct map_run {
     size_t grain;
     _Atomic size_t remaining; /* jobs not yet finished or cancelled */
     _Atomic bool cancel;      /* CANCEL_ON_ERROR: a job failed */
+    _Atomic size_t failed_at; /* the first job to fail, or SIZE_MAX */
     void **args;              /* n, copied */
     map_slot *slots;          /* n */
 } map_run;
@@ -140,10 +141,16 @@ static bool cancel_slot(map_slot *s)
                                                    memory_order_relaxed);
 }
 
-static void job_failed(map_run *m)
+static void job_failed(map_run *m, size_t i)
 {
     if (m->flags & GATHER_RETURN_ERRORS)
         return;
+    /* relaxed: the job's code was published with its slot (release); the
+     * caller reads it with acquire after the run's completion. */
+    size_t none = SIZE_MAX;
+    atomic_compare_exchange_strong_explicit(&m->failed_at, &none, i,
+                                            memory_order_relaxed,
+                                            memory_order_relaxed);
     if (m->flags & GATHER_CANCEL_ON_ERROR)
         atomic_store_explicit(&m->cancel, true, memory_order_relaxed);
     run_finish(m);
@@ -190,7 +197,7 @@ int gather__map_chunk_task(void *arg, void **result)
         atomic_store_explicit(&s->error, rc, memory_order_release);
         ran++;
         if (rc != 0)
-            job_failed(m);
+            job_failed(m, i);
     }
     /* Counted before the run can complete (SPEC.md: before DONE). */
     gather__pool_count_jobs(m->pool, 0, ran, cancelled);
@@ -263,6 +270,9 @@ static int map_collect(map_run *m, gather_result *results)
         atomic_load_explicit(&m->cancel, memory_order_relaxed))
         cancel_pending(m);
     int code = 0;
+    size_t first = atomic_load_explicit(&m->failed_at, memory_order_relaxed);
+    if ((m->flags & GATHER_CANCEL_ON_ERROR) && first != SIZE_MAX)
+        code = read_slot(&m->slots[first]).error; /* not a job it cancelled */
     for (size_t i = 0; i < m->n; i++) {
         gather_result r = read_slot(&m->slots[i]);
         if (code == 0 && !errors_in_results && r.error != 0 &&
@@ -318,6 +328,7 @@ int gather_map(gather_pool *pool, gather_fn fn, void *const args[], size_t n,
     m->grain = grain_for(n, gather_pool_threads(p));
     atomic_init(&m->remaining, n);
     atomic_init(&m->cancel, false);
+    atomic_init(&m->failed_at, SIZE_MAX);
     memcpy(m->args, args, n * sizeof *args);
     for (size_t i = 0; i < n; i++) {
         atomic_init(&m->slots[i].error, SLOT_PENDING);
