@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 /* Under valgrind every child starts its threads under the emulator. */
-#define CHILD_LIMIT_S (TU_VALGRIND ? 120 : 5)
+#define CHILD_LIMIT_S (TU_VALGRIND ? 120 : TU_SANITIZED ? 15 : 5)
 #define BUSY_THREADS 4
 #define FORKS (TU_SANITIZED ? 20 : 100)
 
