@@ -112,6 +112,10 @@ _Static_assert(sizeof(gather__worker) % GATHER__CACHELINE == 0,
 static GATHER_TLS gather__worker *tls_worker;
 static GATHER_TLS gather_future *tls_current; /* innermost running task */
 static GATHER_TLS unsigned tls_depth; /* tasks running on this thread's stack */
+/* The deque's bottom when the innermost running task started: entries from
+ * there up are its own spawns; those below belong to the tasks it runs
+ * beneath (its siblings and theirs). */
+static GATHER_TLS int64_t tls_own_base;
 static GATHER_TLS uintptr_t tls_stack_low, tls_stack_high; /* worker's stack */
 
 /*
@@ -186,6 +190,7 @@ static void after_fork_in_child(void)
     tls_worker = NULL;
     tls_current = NULL;
     tls_depth = 0;
+    tls_own_base = 0;
     tls_stack_low = tls_stack_high = 0;
     gather__barrier_after_fork();
     gather__unlock(&default_lock);
@@ -461,12 +466,16 @@ static void run_task(gather__worker *w, gather_future *f)
      * to find tasks running beneath it; other threads never match it. */
     atomic_store_explicit(&f->runner, w, memory_order_relaxed);
     gather_future *outer = tls_current;
+    int64_t outer_base = tls_own_base;
     tls_current = f;
+    /* relaxed: only this thread, the deque's owner, writes bottom. */
+    tls_own_base = atomic_load_explicit(&w->deque.bottom, memory_order_relaxed);
     tls_depth++;
     void *result = NULL;
     int rc = f->fn(f->arg, &result);
     tls_depth--;
     tls_current = outer;
+    tls_own_base = outer_base;
     if (!f->chunk)
         bump(&w->completed); /* counted before DONE, as SPEC.md asks */
     bool cancel_req = rc == ECANCELED && gather__pool_cancelling(p);
@@ -477,6 +486,12 @@ static void run_task(gather__worker *w, gather_future *f)
 
 bool gather__worker_help_local(gather__worker *w)
 {
+    /* Deep in nested tasks, only the waiting task's own spawns: a sibling
+     * that also waits would nest the next sibling beneath it, as deep as
+     * there are siblings (found by the fuzzer). relaxed: our own bottom. */
+    if (gather__worker_helps_locally_only() &&
+        atomic_load_explicit(&w->deque.bottom, memory_order_relaxed) <= tls_own_base)
+        return false;
     gather_future *f = gather__deque_pop_owner(&w->deque);
     if (f == NULL)
         return false;

@@ -773,6 +773,80 @@ START_TEST(test_helping_many_waiters_does_not_overflow_small_stack)
 }
 END_TEST
 
+/* Sibling subtasks on a worker's own deque that each wait for a task of
+ * another pool: a waiting sibling helps from its own deque, which holds
+ * the next sibling, and so on. Deep in the stack, a wait now runs only the
+ * waiting task's own spawns (it used to nest every sibling, overflowing
+ * the stack; found by the fuzzer). The other pool's tasks are slow work
+ * (a short sleep), so that the siblings find them not done; correctness
+ * does not depend on how slow. */
+enum { SIBLINGS = 3000 };
+
+typedef struct siblings {
+    gather_pool *other;
+    atomic_int ran;
+} siblings;
+
+static int slow_leaf(void *arg, void **result)
+{
+    (void)arg;
+    struct timespec ts = {0, 20 * 1000};
+    nanosleep(&ts, NULL);
+    *result = NULL;
+    return 0;
+}
+
+static int sibling_waiting_on_other_pool(void *arg, void **result)
+{
+    siblings *sb = arg;
+    gather_future *f = NULL;
+    int rc = gather_submit(sb->other, slow_leaf, NULL, &f);
+    if (rc == 0) {
+        rc = gather_future_wait(f, NULL);
+        gather_future_release(f);
+    }
+    atomic_fetch_add(&sb->ran, 1);
+    *result = NULL;
+    return rc;
+}
+
+static int spawn_siblings_and_gather(void *arg, void **result)
+{
+    siblings *sb = arg;
+    static gather_future *fs[SIBLINGS];
+    *result = NULL;
+    for (size_t i = 0; i < SIBLINGS; i++)
+        if (gather_submit(gather_current_pool(), sibling_waiting_on_other_pool,
+                          sb, &fs[i]) != 0)
+            return ENOMEM;
+    int rc = gather_futures(fs, SIBLINGS, NULL, GATHER_RETURN_ERRORS);
+    for (size_t i = 0; i < SIBLINGS; i++)
+        gather_future_release(fs[i]);
+    return rc;
+}
+
+START_TEST(test_siblings_waiting_on_another_pool_do_not_overflow_the_stack)
+{
+    gather_pool_options o = {0};
+    o.threads = 1;
+    o.stack_size = 512 * 1024;
+    gather_pool *p = NULL, *other = NULL;
+    ck_assert_int_eq(gather_pool_create(&p, &o), 0);
+    gather_pool_options b = {0};
+    b.threads = 1;
+    ck_assert_int_eq(gather_pool_create(&other, &b), 0);
+    siblings sb = {.other = other};
+    atomic_init(&sb.ran, 0);
+    gather_future *f = NULL;
+    ck_assert_int_eq(gather_submit(p, spawn_siblings_and_gather, &sb, &f), 0);
+    ck_assert_int_eq(gather_future_wait(f, NULL), 0);
+    ck_assert_int_eq(atomic_load(&sb.ran), SIBLINGS);
+    gather_future_release(f);
+    ck_assert_int_eq(gather_pool_destroy(p), 0);
+    ck_assert_int_eq(gather_pool_destroy(other), 0);
+}
+END_TEST
+
 typedef struct self_list {
     gather_future *self;
     tu_gate ready; /* opened once `self` is stored */
@@ -851,6 +925,7 @@ int main(void)
     tcase_add_test(tp, test_current_pool_is_null_outside_tasks);
     tcase_add_test(tp, test_current_pool_inside_tasks_is_their_pool);
     tcase_add_test(tp, test_pool_threads_reports_thread_count);
+    tcase_add_test(tp, test_siblings_waiting_on_another_pool_do_not_overflow_the_stack);
     suite_add_tcase(s, tp);
 
     return tu_run_suite(s);
