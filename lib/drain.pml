@@ -159,7 +159,7 @@ inline unlink(p)
     sleepers--
 }
 
-/* sleep.c:gather__sleep_wake_n (wake_all: n = NW). Locals k, p. */
+/* sleep.c:wake_n (wake_one: n = 1; wake_all: n = NW). Locals k, p. */
 inline wake_n(n)
 {
     atomic {

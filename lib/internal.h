@@ -156,8 +156,6 @@ size_t gather__sleep_enter(gather__sleep *s, gather__parker *p, bool idle);
 bool gather__sleep_leave(gather__sleep *s, gather__parker *p);
 /* After publishing work: wake one sleeper, if any. */
 void gather__sleep_wake_one(gather__sleep *s);
-/* After publishing n tasks at once: wake up to n sleepers. */
-void gather__sleep_wake_n(gather__sleep *s, size_t n);
 void gather__sleep_wake_all(gather__sleep *s);
 /* Under the registry lock: are `n` idle workers registered and pred(ctx)
  * false? Parkers must leave the registry (taking the lock) before they take

@@ -66,8 +66,9 @@ typedef struct map_run {
     size_t n;
     size_t grain;
     _Atomic size_t remaining; /* jobs not yet finished or cancelled */
-    _Atomic bool cancel;      /* CANCEL_ON_ERROR: a job failed */
-    _Atomic size_t failed_at; /* the first job to fail, or SIZE_MAX */
+    /* The first job to fail, or SIZE_MAX (set without RETURN_ERRORS only;
+     * with CANCEL_ON_ERROR, set means the jobs not started are cancelled). */
+    _Atomic size_t failed_at;
     void **args;              /* n, copied */
     map_slot *slots;          /* n */
 } map_run;
@@ -109,13 +110,19 @@ static int spawn_chunk(map_run *m, size_t begin, size_t end)
     return rc;
 }
 
+/* CANCEL_ON_ERROR and a job failed: the jobs not started are cancelled. */
+static bool run_cancelled(const map_run *m)
+{
+    /* relaxed: a polled flag; a job that starts just before it turns only
+     * runs as it would have with one task per job. */
+    return (m->flags & GATHER_CANCEL_ON_ERROR) &&
+           atomic_load_explicit(&((map_run *)m)->failed_at, memory_order_relaxed) != SIZE_MAX;
+}
+
 /* Should the jobs not started be cancelled? */
 static bool jobs_stopping(const map_run *m)
 {
-    /* relaxed: polled flags; a job that starts just before they turn only
-     * runs as it would have with one task per job. */
-    return atomic_load_explicit(&m->cancel, memory_order_relaxed) ||
-           gather__pool_cancelling(m->pool);
+    return run_cancelled(m) || gather__pool_cancelling(m->pool);
 }
 
 /* CANCEL_ON_ERROR: a job starts only if it was not cancelled, and it is
@@ -151,12 +158,11 @@ static void job_failed(map_run *m, size_t i)
     atomic_compare_exchange_strong_explicit(&m->failed_at, &none, i,
                                             memory_order_relaxed,
                                             memory_order_relaxed);
-    if (m->flags & GATHER_CANCEL_ON_ERROR)
-        atomic_store_explicit(&m->cancel, true, memory_order_relaxed);
     run_finish(m);
 }
 
-/* Split [*begin, *end) while it is long, or while a thread sleeps. */
+/* Split [begin, *end) while it is long, or while a thread sleeps: the
+ * upper halves go to new chunks, *end shrinks. */
 static void split_chunk(map_run *m, size_t begin, size_t *end)
 {
     while (*end - begin > 1 &&
@@ -213,7 +219,7 @@ int gather__map_chunk_task(void *arg, void **result)
 bool gather__map_cancel_requested(const void *arg)
 {
     const map_chunk *c = arg;
-    return atomic_load_explicit(&c->run->cancel, memory_order_relaxed);
+    return run_cancelled(c->run);
 }
 
 /* ---- the caller's side -------------------------------------------------- */
@@ -266,8 +272,7 @@ static gather_result read_slot(map_slot *s)
 static int map_collect(map_run *m, gather_result *results)
 {
     bool errors_in_results = (m->flags & GATHER_RETURN_ERRORS) != 0;
-    if (!errors_in_results && (m->flags & GATHER_CANCEL_ON_ERROR) &&
-        atomic_load_explicit(&m->cancel, memory_order_relaxed))
+    if (run_cancelled(m))
         cancel_pending(m);
     int code = 0;
     size_t first = atomic_load_explicit(&m->failed_at, memory_order_relaxed);
@@ -327,7 +332,6 @@ int gather_map(gather_pool *pool, gather_fn fn, void *const args[], size_t n,
     m->n = n;
     m->grain = grain_for(n, gather_pool_threads(p));
     atomic_init(&m->remaining, n);
-    atomic_init(&m->cancel, false);
     atomic_init(&m->failed_at, SIZE_MAX);
     memcpy(m->args, args, n * sizeof *args);
     for (size_t i = 0; i < n; i++) {

@@ -92,8 +92,6 @@ struct gather_pool {
     /* Counters for threads that are not workers of this pool. */
     alignas(GATHER__CACHELINE) _Atomic uint64_t ext_submitted;
     _Atomic uint64_t ext_cancelled;
-    _Atomic uint64_t ext_completed; /* gather_map jobs run for a caller off
-                                       the pool (map.c) */
 };
 
 _Static_assert(offsetof(gather__worker, deque) == 0,
@@ -290,19 +288,18 @@ void gather__pool_count_cancel(gather_pool *pool)
 /* ---- injection queue ---------------------------------------------------- */
 
 /*
- * Appends the chain head..tail of n tasks (linked by next); 0, or ESHUTDOWN
- * once the pool stopped taking work from outside (the caller still owns the
- * chain then). Only a push that makes the queue non-empty (read under the
- * lock, so exact) wakes sleepers, up to n: while the queue is not empty,
- * a worker woken for its first tasks, or an awake worker's re-check before
- * it parks, finds the rest, and takers pass wake-ups on (find_task). The
- * wake-up is issued under inject_lock (lock order: inject_lock, then the
- * sleep registry's), so that once the lock is released the submitter never
- * touches the pool again: the tasks may already have run and their waiter
- * destroyed the pool.
+ * Appends task f; 0, or ESHUTDOWN once the pool stopped taking work from
+ * outside (the caller still owns f then). `counted`: f is counted in the
+ * stats (not a gather_map chunk). Only a push that makes the queue
+ * non-empty (read under the lock, so exact) wakes a sleeper: while the
+ * queue is not empty, a worker woken for its first task, or an awake
+ * worker's re-check before it parks, finds the rest, and takers pass
+ * wake-ups on (find_task). The wake-up is issued under inject_lock (lock
+ * order: inject_lock, then the sleep registry's), so that once the lock is
+ * released the submitter never touches the pool again: the task may
+ * already have run and its waiter destroyed the pool.
  */
-static int inject_push(gather_pool *p, gather_future *head,
-                       gather_future *tail, size_t n, size_t counted)
+static int inject_push(gather_pool *p, gather_future *f, bool counted)
 {
     gather__lock(&p->inject_lock);
     /* relaxed: stopping is written under inject_lock, which we hold. */
@@ -310,22 +307,22 @@ static int inject_push(gather_pool *p, gather_future *head,
         gather__unlock(&p->inject_lock);
         return ESHUTDOWN;
     }
-    tail->next = NULL;
+    f->next = NULL;
     bool was_empty = p->inject_head == NULL;
     if (p->inject_tail != NULL)
-        p->inject_tail->next = head;
+        p->inject_tail->next = f;
     else
-        p->inject_head = head;
-    p->inject_tail = tail;
+        p->inject_head = f;
+    p->inject_tail = f;
     /* relaxed: a hint for lock-free readers; the sleep protocol's barriers
      * order it against the sleeper count (sleep.c). */
     atomic_store_explicit(&p->inject_len,
-                          atomic_load_explicit(&p->inject_len, memory_order_relaxed) + n,
+                          atomic_load_explicit(&p->inject_len, memory_order_relaxed) + 1,
                           memory_order_relaxed);
-    if (counted != 0)
-        atomic_fetch_add_explicit(&p->ext_submitted, counted, memory_order_relaxed);
+    if (counted)
+        atomic_fetch_add_explicit(&p->ext_submitted, 1, memory_order_relaxed);
     if (was_empty)
-        gather__sleep_wake_n(&p->sleep, n);
+        gather__sleep_wake_one(&p->sleep);
     gather__unlock(&p->inject_lock);
     return 0;
 }
@@ -489,8 +486,8 @@ bool gather__worker_help_local(gather__worker *w)
     /* Deep in nested tasks, only the waiting task's own spawns: a sibling
      * that also waits would nest the next sibling beneath it, as deep as
      * there are siblings (found by the fuzzer). relaxed: our own bottom. */
-    if (gather__worker_helps_locally_only() &&
-        atomic_load_explicit(&w->deque.bottom, memory_order_relaxed) <= tls_own_base)
+    if (atomic_load_explicit(&w->deque.bottom, memory_order_relaxed) <= tls_own_base &&
+        gather__worker_helps_locally_only())
         return false;
     gather_future *f = gather__deque_pop_owner(&w->deque);
     if (f == NULL)
@@ -786,7 +783,6 @@ static int pool_create(gather_pool **out, const gather_pool_options *opts,
     atomic_init(&p->exiting, false);
     atomic_init(&p->ext_submitted, 0);
     atomic_init(&p->ext_cancelled, 0);
-    atomic_init(&p->ext_completed, 0);
 
     size_t name_len = strlen(name);
     p->name = gather__malloc(name_len + 1);
@@ -996,7 +992,7 @@ static int submit_one(gather_pool *p, gather_fn fn, void *arg,
          * runs, so waking after the push is safe. */
         gather__sleep_wake_one(&p->sleep);
     } else {
-        int rc = inject_push(p, f, f, 1, chunk ? 0 : 1); /* wakes under its lock */
+        int rc = inject_push(p, f, !chunk); /* wakes under its lock */
         if (rc != 0) {
             gather__task_free(f);
             return rc;
@@ -1046,8 +1042,10 @@ void gather__pool_count_jobs(gather_pool *p, uint64_t submitted,
         add(&w->cancelled, cancelled);
         return;
     }
+    /* Off the pool: jobs are submitted or cancelled here, but completed
+     * only by chunks, which run on the pool's workers. */
+    (void)completed;
     atomic_fetch_add_explicit(&p->ext_submitted, submitted, memory_order_relaxed);
-    atomic_fetch_add_explicit(&p->ext_completed, completed, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->ext_cancelled, cancelled, memory_order_relaxed);
 }
 
@@ -1069,7 +1067,6 @@ int gather_pool_stats_get(const gather_pool *pool, gather_pool_stats *stats)
     gather_pool_stats s = {0};
     s.submitted = atomic_load_explicit(&p->ext_submitted, memory_order_relaxed);
     s.cancelled = atomic_load_explicit(&p->ext_cancelled, memory_order_relaxed);
-    s.completed = atomic_load_explicit(&p->ext_completed, memory_order_relaxed);
     for (size_t i = 0; i < p->nthreads; i++) {
         gather__worker *w = &p->workers[i];
         s.submitted += atomic_load_explicit(&w->submitted, memory_order_relaxed);

@@ -236,7 +236,7 @@ size_t gather__sleep_enter(gather__sleep *s, gather__parker *p, bool idle)
     atomic_fetch_add_explicit(&s->sleepers, 1, memory_order_seq_cst);
     gather__unlock(&s->lock);
     /* The sleeper's barrier, pairing with light_barrier() in
-     * gather__sleep_wake_n(): with two seq_cst fences, whichever comes
+     * wake_n(): with two seq_cst fences, whichever comes
      * second in the single total order sees the other side's write (C11
      * 7.17.3, the rule on fences X and Y); with membarrier, the submitter's
      * compiler barrier is promoted to a full barrier (docs/design.md). */
@@ -254,7 +254,7 @@ bool gather__sleep_leave(gather__sleep *s, gather__parker *p)
     return was;
 }
 
-void gather__sleep_wake_n(gather__sleep *s, size_t n)
+static void wake_n(gather__sleep *s, size_t n)
 {
     /* The submitter's half of the Dekker pattern: the tasks were published
      * before it, the sleeper count is read after it. */
@@ -272,14 +272,14 @@ void gather__sleep_wake_n(gather__sleep *s, size_t n)
 
 void gather__sleep_wake_one(gather__sleep *s)
 {
-    gather__sleep_wake_n(s, 1);
+    wake_n(s, 1);
 }
 
 void gather__sleep_wake_all(gather__sleep *s)
 {
     /* The flag the sleepers must see (stopping, exiting) was stored before
      * the call: the same pairing as for a published task. */
-    gather__sleep_wake_n(s, SIZE_MAX);
+    wake_n(s, SIZE_MAX);
 }
 
 bool gather__sleep_quiescent(gather__sleep *s, size_t n,

@@ -18,13 +18,12 @@
  *       re-check         pool.c:work_visible, then sleep.c:gather__sleep_leave
  *       park             sleep.c:gather__park (consumes the token)
  *       leave            sleep.c:gather__sleep_leave / unlink_parker
- *   inline wake_n        sleep.c:gather__sleep_wake_n (light_barrier, then
+ *   inline wake_n        sleep.c:wake_n (wake_one: n = 1; light_barrier, then
  *                        unlink and gather__unpark up to n parkers under the
  *                        registry lock)
  *   proctype submitter   pool.c:gather_submit (thread outside the pool) ->
  *                        inject_push: append under inject_lock, wake only
- *                        when the queue was empty, and wake before unlocking;
- *                        or gather__submit_batch: n tasks, one push, wake n
+ *                        when the queue was empty, and wake before unlocking
  *   proctype watchdog    no deadlock with work pending: when nothing can
  *                        move (timeout), every task has run
  *   ltl all_run          no lost wake-up: every submitted task eventually
@@ -32,10 +31,10 @@
  *                        is not starved (see "Fairness" below)
  *
  * Size: NW = 4 workers; NPARENTS = 2 tasks submitted from outside, one at a
- * time or as one batch (the submitter chooses), each of which spawns one
+ * time, each of which spawns one
  * CHILD on the deque of the worker that runs it: 4 tasks. Override with
  * spin -DNW=3 -DNPARENTS=1 etc. (NW <= 4). About 3.9 million states for
- * the safety run, 5.4 million for the liveness run (tests/models).
+ * the safety run, 5.3 million for the liveness run (tests/models).
  *
  * Fairness: the only way this model can loop without running a task is a
  * worker whose trylock in inject_take keeps failing while the submitter
@@ -54,7 +53,7 @@
  *    and "sleepers++ ; re-check queues" their SC outcome (C11 two-fence
  *    rule, docs/design.md "Sleeping and waking"). The model checks the
  *    logic built on that: who re-checks what, when a wake-up is issued or
- *    skipped (was_empty, the chain, batches), the parker token.
+ *    skipped (was_empty, the pass-on chain), the parker token.
  *  - A critical section is one atomic step (Lipton: lock acquire moves
  *    right, release moves left, accesses to data under the lock commute).
  *    inject_push holds inject_lock across its wake, as the C does, so a
@@ -238,31 +237,26 @@ end_park: /* gather__park: wait for the token and consume it */
 }
 
 /* A thread outside the pool: gather_submit -> inject_push, one task at a
- * time, or gather__submit_batch -> inject_push of all at once. */
+ * time. */
 active proctype submitter()
 {
     byte i;     /* tasks submitted */
-    byte n;     /* tasks in this push */
     bool was_empty;
     byte k;
     byte p;
 
     do
     :: i < NPARENTS ->
-        if
-        :: n = 1
-        :: i == 0 && NPARENTS > 1 -> n = NPARENTS /* one batch */
-        fi;
-        atomic { /* lock inject_lock; append n */
+        atomic { /* lock inject_lock; append one */
             !inject_locked -> inject_locked = true;
             was_empty = (inject_len == 0);
-            inject_len = inject_len + n
+            inject_len = inject_len + 1
         }
         if
-        :: was_empty -> wake_n(n) /* still under inject_lock */
+        :: was_empty -> wake_n(1) /* still under inject_lock */
         :: else -> skip
         fi;
-        atomic { inject_locked = false; was_empty = false; i = i + n; n = 0 }
+        atomic { inject_locked = false; was_empty = false; i = i + 1 }
     :: else -> break
     od
 }

@@ -123,7 +123,7 @@ static void inject_push(struct task *t)
                           atomic_load_explicit(&pool.inject_len, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     if (was_empty)
-        gather__sleep_wake_n(&pool.sleep, 1);
+        gather__sleep_wake_one(&pool.sleep);
     gather__unlock(&pool.inject_lock);
 }
 
