@@ -106,6 +106,10 @@ typedef struct gather_pool_options {
     const char *name;  /* thread-name prefix; NULL: "gather". Threads are
                           named "<prefix>-<index>", the prefix shortened when
                           the system limit would cut the index */
+    size_t max_threads; /* 0: threads (a strict pool, no spare threads).
+                          Otherwise threads <= max_threads <= 4096: the most
+                          threads the pool may have while tasks block (an
+                          elastic pool, see "Blocking work" below) */
 } gather_pool_options;
 
 /*
@@ -115,7 +119,10 @@ typedef struct gather_pool_options {
  * gather_pool_destroy(). `opts` is borrowed (may be NULL for defaults); the
  * name string is copied.
  * Errors:
- *   EINVAL  pool is NULL, threads > 1024, or a stack size the system refuses.
+ *   EINVAL  pool is NULL, threads > 1024, max_threads > 4096, an explicit
+ *           threads with 0 < max_threads < threads, or a stack size the
+ *           system refuses. (With threads == 0, a max_threads below the CPU
+ *           count is raised to it.)
  *   ENOMEM  out of memory; nothing was created.
  *   EAGAIN  a thread could not be started (also a stack size too large to
  *           map); nothing was created.
@@ -156,12 +163,60 @@ GATHER_API int gather_pool_shutdown(gather_pool *pool, unsigned flags);
  */
 GATHER_API int gather_pool_destroy(gather_pool *pool);
 
-/* Number of worker threads of `pool` (NULL: the default pool, created if
- * needed; 0 if that fails, or for a pool of the parent in a forked child). */
+/* The pool's parallelism `threads` (NULL: the default pool, created if
+ * needed; 0 if that fails, or for a pool of the parent in a forked child).
+ * Never counts spare threads: gather_pool_stats_get() reports those. */
 GATHER_API size_t gather_pool_threads(const gather_pool *pool);
 
 /* The pool whose worker thread calls this, else NULL. Borrowed. */
 GATHER_API gather_pool *gather_current_pool(void);
+
+/* ------------------------------------------------------------------------ */
+/* Blocking work                                                            */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * An elastic pool (max_threads > threads; the default pool is one) keeps
+ * `threads` tasks running on CPUs while other tasks block. When a worker is
+ * blocked inside a task (a system call, a sleep, a lock, a wait with nothing
+ * to help) while tasks of its pool are queued, the pool wakes or starts a
+ * spare thread. It notices by itself within a few milliseconds (a monitor
+ * thread samples the busy workers' CPU clocks and kernel states, only while
+ * tasks run and work is queued); it never starts a spare for a task that is
+ * running or runnable on a CPU. When blocked tasks resume, a worker that
+ * finishes its task takes a new one only while fewer than `threads` others
+ * run; spare threads idle for 1 s exit. The environment variable
+ * GATHER_BLOCKING_DETECT=0 turns the monitor off (regions still compensate).
+ */
+
+/*
+ * Brackets code that the calling task knows will block (tokio's
+ * block_in_place, Java's ForkJoinPool.managedBlock): on an elastic pool the
+ * task stops counting against `threads` at once, and a spare thread is
+ * started or woken when no idle thread is left, without waiting for the
+ * monitor to notice. Calls nest (counted); each begin needs its end in the
+ * same task. Harmless no-ops outside a task and on a pool that is not
+ * elastic. No error, nothing owned.
+ */
+GATHER_API void gather_blocking_begin(void);
+GATHER_API void gather_blocking_end(void);
+
+/*
+ * Changes `threads` and `max_threads` of a live pool (NULL: the default
+ * pool). threads == 0: the CPUs; max_threads == 0: threads (strict). Extra
+ * threads exit once their task is done; missing ones start at once. May be
+ * called from a task of the pool.
+ * Ownership: `pool` is borrowed.
+ * Errors:
+ *   EINVAL     as for gather_pool_create() (threads > 1024, max_threads >
+ *              4096, an explicit threads above a non-zero max_threads).
+ *   ESHUTDOWN  the pool is shut down (or a parent's pool in a forked child).
+ *   EAGAIN     a thread could not be started; the new sizes apply and the
+ *              pool runs with the threads it has.
+ *   ENOMEM     the default pool could not be created.
+ */
+GATHER_API int gather_pool_resize(gather_pool *pool, size_t threads,
+                                  size_t max_threads);
 
 /* ------------------------------------------------------------------------ */
 /* Futures                                                                  */
@@ -411,6 +466,10 @@ typedef struct gather_pool_stats {
     uint64_t completed; /* tasks that finished running (any code) */
     uint64_t cancelled; /* tasks cancelled before they ran */
     uint64_t stolen;    /* tasks a worker took from another worker's deque */
+    uint64_t threads;   /* pool threads alive now, spares included */
+    uint64_t threads_peak;   /* most pool threads alive at once */
+    uint64_t spares_started; /* threads started beyond `threads` because
+                                tasks blocked (elastic pools) */
 } gather_pool_stats;
 
 /*

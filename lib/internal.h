@@ -9,8 +9,14 @@
  *   deque.c   Chase-Lev work-stealing deque (one per worker)
  *   sleep.c   parkers and the registry of sleeping threads (wake one, never
  *             lose a wake-up)
- *   pool.c    pools, workers, the injection queue, submit, the default pool,
- *             stats
+ *   pool.c    pool lifecycle (create, shutdown, destroy, resize), submit,
+ *             stats, starting worker threads
+ *   worker.c  the worker loop: find, steal, run and help with tasks; idle
+ *             and parking; task block cache
+ *   inject.c  the injection queue (tasks submitted from outside the pool)
+ *   blocking.c elastic pools: the monitor that notices blocked workers,
+ *             spare threads, gather_blocking_begin/end
+ *   default_pool.c the process-wide default pool, its environment, fork()
  *   future.c  the future state machine, completion, cancel, callbacks, refs
  *   wait.c    every blocking wait: helping on pool threads, parking elsewhere
  *   gather.c  gather_futures, gather_all, gather_wait_any
@@ -137,10 +143,14 @@ int gather__park(gather__parker *p, const struct timespec *deadline);
 void gather__unpark(gather__parker *p);
 
 typedef struct gather__sleep {
-    pthread_mutex_t lock;             /* guards the list and idle */
+    pthread_mutex_t lock;             /* guards the list and the counts */
     gather__parker *head, *tail;      /* guarded by lock: idle ones first */
-    size_t idle;                      /* guarded by lock: registered idle workers */
-    _Atomic size_t sleepers;          /* registered parkers; read without lock */
+    /* Written under lock, read anywhere (relaxed, as hints): */
+    _Atomic size_t idle;              /* registered idle workers */
+    _Atomic size_t alive;             /* the pool's threads (pool.c, blocking.c) */
+    _Atomic size_t sleepers;          /* registered parkers */
+    gather__parker *watcher;          /* guarded by lock: woken when a thread
+                                         leaves an idle pool (blocking.c) */
 } gather__sleep;
 
 /* Chooses membarrier or fences for the sleep protocol; call before a pool
@@ -150,18 +160,32 @@ void gather__barrier_init(void);
 void gather__barrier_after_fork(void);
 int gather__sleep_init(gather__sleep *s);
 void gather__sleep_destroy(gather__sleep *s);
-/* Registers p; returns the number of idle workers now registered. */
-size_t gather__sleep_enter(gather__sleep *s, gather__parker *p, bool idle);
+/* Registers p; returns whether every live thread is now registered idle. */
+bool gather__sleep_enter(gather__sleep *s, gather__parker *p, bool idle);
 /* Unregisters p; false when a waker had already taken it (and unparked it). */
 bool gather__sleep_leave(gather__sleep *s, gather__parker *p);
 /* After publishing work: wake one sleeper, if any. */
 void gather__sleep_wake_one(gather__sleep *s);
+/* Wakes up to n sleepers (idle workers first); returns how many. */
+size_t gather__sleep_wake_n(gather__sleep *s, size_t n);
 void gather__sleep_wake_all(gather__sleep *s);
-/* Under the registry lock: are `n` idle workers registered and pred(ctx)
- * false? Parkers must leave the registry (taking the lock) before they take
- * work, so the answer cannot be invalidated by a worker racing out. */
-bool gather__sleep_quiescent(gather__sleep *s, size_t n,
-                             bool (*work_visible)(void *), void *ctx);
+/* Under the registry lock: is every live thread registered idle and
+ * pred(ctx) false? Parkers must leave the registry (taking the lock) before
+ * they take work, so the answer cannot be invalidated by a worker racing
+ * out. */
+bool gather__sleep_quiescent(gather__sleep *s, bool (*work_visible)(void *),
+                             void *ctx);
+/* Counts one more live thread if fewer than `limit` live; *alive gets the
+ * count. Callers serialize (the pool's grow_lock), so the check holds. */
+bool gather__sleep_admit(gather__sleep *s, size_t limit, size_t *alive);
+/* A thread leaves the pool: unregisters p (may be NULL) and uncounts the
+ * thread if more than `keep` live, unless a waker took p (it was woken for
+ * work). True when the thread must exit. */
+bool gather__sleep_retire(gather__sleep *s, gather__parker *p, size_t keep);
+/* The monitor: if every live thread is idle, records `watcher` to be
+ * unparked by the next thread that leaves the registry, and returns true. */
+bool gather__sleep_watch(gather__sleep *s, gather__parker *watcher);
+void gather__sleep_unwatch(gather__sleep *s);
 
 /* ---- future.c ----------------------------------------------------------- */
 
@@ -236,14 +260,100 @@ uintptr_t gather__future_state(const gather_future *f);
  * was not done when this process was forked from its creator? */
 bool gather__future_never_done_for_caller(const gather_future *f);
 
-/* ---- pool.c ------------------------------------------------------------- */
+/* ---- pools and workers (pool.c, worker.c, inject.c, blocking.c,
+ *      default_pool.c) ---------------------------------------------------- */
 
-typedef struct gather__worker gather__worker;
+/* A worker slot's thread (guarded by the pool's grow_lock, except that the
+ * thread itself stores ZOMBIE, with release, as its last touch of the pool). */
+enum { GATHER__SLOT_FREE = 0, GATHER__SLOT_LIVE = 1, GATHER__SLOT_ZOMBIE = 2 };
+
+typedef struct gather__worker {
+    gather__deque deque; /* first, cache-line aligned */
+    gather_pool *pool;
+    size_t index;        /* its slot, fixed: names the thread */
+    pthread_t thread;    /* valid while LIVE or ZOMBIE */
+    uint64_t rng;        /* xorshift state for victim choice */
+    gather__parker parker;
+    gather_future *cache; /* free task blocks, owner only (linked by next) */
+    size_t cached;
+    /* Single-writer counters: only this worker writes them (relaxed load,
+     * relaxed store); gather_pool_stats_get() reads them relaxed. */
+    _Atomic uint64_t submitted, completed, cancelled, stolen;
+    /* The worker's state as the monitor and its peers see it (blocking.c).
+     * Owner writes, relaxed, on its own line: at a top-level task's start
+     * and end, around a parked wait, around a blocking region; never per
+     * nested task. Readers take them as hints. */
+    _Atomic uint8_t busy;       /* inside a task (top-level one or deeper) */
+    _Atomic uint8_t waiting;    /* parked in a wait, in the sleep registry */
+    _Atomic uint32_t regions;   /* gather_blocking_begin() nesting */
+
+    /* Monitor-written (blocking.c); the owner only reads `blocked`, and
+     * clears it when its top-level task ends. */
+    alignas(GATHER__CACHELINE) _Atomic uint8_t blocked; /* seen blocked */
+    _Atomic int slot_state;     /* GATHER__SLOT_* */
+    _Atomic int tid;            /* kernel thread id while LIVE, else 0;
+                                   release-stored after cpu_clock */
+    clockid_t cpu_clock;        /* the thread's CPU-time clock */
+    bool has_clock;
+    _Atomic uint64_t started_ns; /* CLOCK_MONOTONIC when the thread was
+                                   started (relaxed; read after tid) */
+    /* The monitor's private samples. */
+    uint64_t seen_cpu_ns, seen_wall_ns;
+    int seen_tid;               /* the thread they belong to */
+} gather__worker;
+
+/* Worker slots, grown by copying: a reader that saw `nslots` entries (acquire)
+ * finds them in the array it loads next (published before nslots). Old
+ * arrays stay until the pool is freed, as the deque's buffers do. */
+typedef struct gather__slots {
+    struct gather__slots *retired;
+    size_t cap;
+    gather__worker *w[];
+} gather__slots;
+
+typedef struct gather__monitor gather__monitor;
+
+struct gather_pool {
+    _Atomic size_t threads;     /* the parallelism (gather_pool_resize) */
+    _Atomic size_t max_threads; /* threads, spares included */
+    _Atomic(gather__slots *) slots;
+    _Atomic size_t nslots;      /* slots ever used; never shrinks */
+    pthread_mutex_t grow_lock;  /* slots, thread starts, resize, monitor */
+    _Atomic uint64_t threads_peak;   /* written under grow_lock */
+    _Atomic uint64_t spares_started; /* idem */
+    gather__monitor *monitor;   /* blocking.c; grow_lock */
+    char *name;
+    size_t stack_size;
+    bool is_default;
+    unsigned generation; /* gather__fork_generation when created */
+    gather_pool *abandoned; /* fork: the default pools of older generations */
+
+    alignas(GATHER__CACHELINE) pthread_mutex_t inject_lock;
+    gather_future *inject_head, *inject_tail; /* guarded by inject_lock */
+    _Atomic size_t inject_len;  /* written under inject_lock, read anywhere */
+    _Atomic bool stopping;      /* written under inject_lock */
+    _Atomic bool cancelling;    /* GATHER_CANCEL_PENDING shutdown */
+    _Atomic bool exiting;       /* destroy: workers leave */
+
+    alignas(GATHER__CACHELINE) gather__sleep sleep;
+
+    pthread_mutex_t drain_lock;
+    pthread_cond_t drain_cond;
+    bool drained; /* guarded by drain_lock */
+    size_t shutdown_waiters; /* guarded by drain_lock: threads in shutdown */
+
+    /* Counters for threads that are not workers of this pool. */
+    alignas(GATHER__CACHELINE) _Atomic uint64_t ext_submitted;
+    _Atomic uint64_t ext_cancelled;
+};
+
+/* Limits of gather_pool_options (SPEC.md). */
+#define GATHER__MAX_SPARE_THREADS 4096
+
+/* ---- worker.c ---- */
 
 /* The worker this thread is, else NULL. */
 gather__worker *gather__worker_self(void);
-/* Resolves NULL to the default pool; NULL and *err set on failure. */
-gather_pool *gather__pool_resolve(const gather_pool *pool, int *err);
 /* One step of helping from w's own deque only (the fork-join fast path). */
 bool gather__worker_help_local(gather__worker *w);
 /* Deep in nested tasks: waits help only from their own deque. */
@@ -256,15 +366,73 @@ gather__sleep *gather__worker_sleep(gather__worker *w);
 /* Task blocks, recycled through the calling worker's cache. */
 gather_future *gather__task_alloc(void);
 void gather__task_free(gather_future *f);
+/* The future of the task this thread is running, else NULL. */
+gather_future *gather__current_task(void);
+/* Is this thread a worker inside a task? */
+bool gather__in_task(void);
+/* The thread of a worker slot. */
+void *gather__worker_main(void *worker);
+/* Forgets this thread's worker state (fork child). */
+void gather__worker_forget_thread(void);
+/* The worker list as readers see it: *n entries of the returned array. */
+gather__worker *const *gather__pool_workers(const gather_pool *p, size_t *n);
+
+/* ---- inject.c ---- */
+
+/* Appends task f to p's injection queue and wakes a sleeper; 0, or
+ * ESHUTDOWN once the pool stopped taking work from outside. */
+int gather__inject_push(gather_pool *p, gather_future *f, bool counted);
+/* Takes the oldest injected task, or NULL. */
+gather_future *gather__inject_take(gather_pool *p);
+/* Is a task queued anywhere in p (injection queue or a deque)? A hint. */
+bool gather__pool_work_visible(void *pool);
+/* About how many tasks are queued in p (a hint). */
+size_t gather__pool_queued(gather_pool *p);
+
+/* ---- pool.c ---- */
+
+/* Resolves NULL to the default pool; NULL and *err set on failure. */
+gather_pool *gather__pool_resolve(const gather_pool *pool, int *err);
+/* Creates a pool (default_pool.c makes the default one with is_default). */
+int gather__pool_create(gather_pool **out, const gather_pool_options *opts,
+                        bool is_default);
+/* Starts one more worker thread, if fewer than `limit` live (grow_lock
+ * held). 0; EAGAIN at the limit or when the thread could not start;
+ * ENOMEM. `spare`: counted in stats.spares_started. */
+int gather__pool_start_worker(gather_pool *p, size_t limit, bool spare);
+/* The CPUs this process may run on (at most 1024). */
+size_t gather__cpu_count(void);
+/* Was p made before this process was forked (its threads are the parent's)? */
+bool gather__pool_from_parent(const gather_pool *p);
 /* A canceller completed a pending task of `pool` before it ran. */
 void gather__pool_count_cancel(gather_pool *pool);
 /* Is the pool cancelling everything (GATHER_CANCEL_PENDING shutdown)? */
 bool gather__pool_cancelling(const gather_pool *pool);
-/* The future of the task this thread is running, else NULL. */
-gather_future *gather__current_task(void);
-/* Counts the fork() children this process descends from (pool.c). Relaxed:
- * it changes only in a child's atfork handler, when one thread exists. */
+/* Called by the last thread to go idle while stopping: maybe drained. */
+void gather__pool_check_drained(gather_pool *p);
+
+/* ---- blocking.c ---- */
+
+/* Is p elastic (max_threads > threads)? relaxed. */
+bool gather__elastic(const gather_pool *p);
+/* Starts the monitor of an elastic pool if it has none (grow_lock held). */
+int gather__monitor_start(gather_pool *p);
+/* Stops and joins the monitor (destroy; nothing else runs on p). */
+void gather__monitor_stop(gather_pool *p);
+/* Should w, between tasks, leave the work to the `threads` tasks that run? */
+bool gather__elastic_overfull(gather__worker *w);
+/* Idle keep-alive of a thread beyond `threads`, in nanoseconds. */
+uint64_t gather__spare_keepalive_ns(void);
+
+/* ---- default_pool.c ---- */
+
+/* Counts the fork() children this process descends from. Relaxed: it
+ * changes only in a child's atfork handler, when one thread exists. */
 extern _Atomic unsigned gather__fork_generation;
+/* Registers the fork handlers once (before any pool lock can be held). */
+void gather__fork_handlers_once(void);
+/* The default pool, created on first use; NULL and *err on failure. */
+gather_pool *gather__default_pool(int *err);
 /* Was f created before this process was forked (its pool's threads are in
  * the parent, so a task not done then can only end by a cancel)? */
 static inline bool gather__future_from_parent(const gather_future *f)

@@ -172,14 +172,31 @@ int gather__sleep_init(gather__sleep *s)
     if (rc != 0)
         return rc;
     s->head = s->tail = NULL;
-    s->idle = 0;
+    atomic_init(&s->idle, 0);
+    atomic_init(&s->alive, 0);
     atomic_init(&s->sleepers, 0);
+    s->watcher = NULL;
     return 0;
 }
 
 void gather__sleep_destroy(gather__sleep *s)
 {
     pthread_mutex_destroy(&s->lock);
+}
+
+/* s->lock held: the counters it guards change only under it, so a plain
+ * read-modify-write suffices; relaxed, because lock-free readers (the
+ * monitor, stats) only take them as hints. */
+static void inc(_Atomic size_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+static void dec(_Atomic size_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) - 1,
+                          memory_order_relaxed);
 }
 
 /* s->lock held. */
@@ -196,7 +213,7 @@ static void unlink_parker(gather__sleep *s, gather__parker *p)
     p->prev = p->next = NULL;
     p->registered = false;
     if (p->idle)
-        s->idle--;
+        dec(&s->idle);
     /* relaxed: only a hint for wakers, who re-check under the lock. */
     atomic_fetch_sub_explicit(&s->sleepers, 1, memory_order_relaxed);
 }
@@ -207,7 +224,7 @@ static void unlink_parker(gather__sleep *s, gather__parker *p)
  * task parked in a wait (which would run it on top of itself, delaying its
  * own return) only when no idle worker sleeps.
  */
-size_t gather__sleep_enter(gather__sleep *s, gather__parker *p, bool idle)
+bool gather__sleep_enter(gather__sleep *s, gather__parker *p, bool idle)
 {
     gather__lock(&s->lock);
     p->idle = idle;
@@ -220,7 +237,7 @@ size_t gather__sleep_enter(gather__sleep *s, gather__parker *p, bool idle)
         else
             s->tail = p;
         s->head = p;
-        s->idle++;
+        inc(&s->idle);
     } else {
         p->next = NULL;
         p->prev = s->tail;
@@ -230,18 +247,32 @@ size_t gather__sleep_enter(gather__sleep *s, gather__parker *p, bool idle)
             s->head = p;
         s->tail = p;
     }
-    size_t n_idle = s->idle;
+    bool all_idle = atomic_load_explicit(&s->idle, memory_order_relaxed) ==
+                    atomic_load_explicit(&s->alive, memory_order_relaxed);
     /* seq_cst: the sleeper's half of the Dekker pattern; ordered before the
      * re-check of the queues that the caller does next. */
     atomic_fetch_add_explicit(&s->sleepers, 1, memory_order_seq_cst);
     gather__unlock(&s->lock);
     /* The sleeper's barrier, pairing with light_barrier() in
-     * wake_n(): with two seq_cst fences, whichever comes
+     * gather__sleep_wake_n(): with two seq_cst fences, whichever comes
      * second in the single total order sees the other side's write (C11
      * 7.17.3, the rule on fences X and Y); with membarrier, the submitter's
      * compiler barrier is promoted to a full barrier (docs/design.md). */
     heavy_barrier();
-    return n_idle;
+    return all_idle;
+}
+
+/* s->lock held. The first thread to leave an idle pool wakes the watcher
+ * (the monitor of an elastic pool, blocking.c), which sleeps while every
+ * thread is idle. Done by the thread that leaves, not by its waker, so a
+ * submitter's path is not lengthened. */
+static void wake_watcher(gather__sleep *s)
+{
+    if (s->watcher != NULL) {
+        gather__parker *w = s->watcher;
+        s->watcher = NULL;
+        gather__unpark(w);
+    }
 }
 
 bool gather__sleep_leave(gather__sleep *s, gather__parker *p)
@@ -250,43 +281,96 @@ bool gather__sleep_leave(gather__sleep *s, gather__parker *p)
     bool was = p->registered;
     if (was)
         unlink_parker(s, p);
+    wake_watcher(s);
     gather__unlock(&s->lock);
     return was;
 }
 
-static void wake_n(gather__sleep *s, size_t n)
+bool gather__sleep_watch(gather__sleep *s, gather__parker *watcher)
+{
+    gather__lock(&s->lock);
+    bool idle = atomic_load_explicit(&s->idle, memory_order_relaxed) ==
+                atomic_load_explicit(&s->alive, memory_order_relaxed);
+    if (idle)
+        s->watcher = watcher;
+    gather__unlock(&s->lock);
+    return idle;
+}
+
+void gather__sleep_unwatch(gather__sleep *s)
+{
+    gather__lock(&s->lock);
+    s->watcher = NULL;
+    gather__unlock(&s->lock);
+}
+
+bool gather__sleep_admit(gather__sleep *s, size_t limit, size_t *alive)
+{
+    gather__lock(&s->lock);
+    size_t n = atomic_load_explicit(&s->alive, memory_order_relaxed);
+    bool ok = n < limit;
+    if (ok)
+        inc(&s->alive);
+    *alive = ok ? n + 1 : n;
+    gather__unlock(&s->lock);
+    return ok;
+}
+
+bool gather__sleep_retire(gather__sleep *s, gather__parker *p, size_t keep)
+{
+    gather__lock(&s->lock);
+    bool taken = p != NULL && !p->registered;
+    bool retire = false;
+    if (p != NULL && p->registered)
+        unlink_parker(s, p);
+    /* A parker a waker already took was woken for work: it stays. */
+    if (!taken && atomic_load_explicit(&s->alive, memory_order_relaxed) > keep) {
+        dec(&s->alive);
+        retire = true;
+    }
+    if (p != NULL)
+        p->idle = false;
+    gather__unlock(&s->lock);
+    return retire;
+}
+
+size_t gather__sleep_wake_n(gather__sleep *s, size_t n)
 {
     /* The submitter's half of the Dekker pattern: the tasks were published
      * before it, the sleeper count is read after it. */
     light_barrier();
     if (atomic_load_explicit(&s->sleepers, memory_order_relaxed) == 0)
-        return;
+        return 0;
+    size_t woken = 0;
     gather__lock(&s->lock);
-    for (; n > 0 && s->head != NULL; n--) {
+    for (; woken < n && s->head != NULL; woken++) {
         gather__parker *p = s->head;
         unlink_parker(s, p);
         gather__unpark(p);
     }
     gather__unlock(&s->lock);
+    return woken;
 }
 
 void gather__sleep_wake_one(gather__sleep *s)
 {
-    wake_n(s, 1);
+    (void)gather__sleep_wake_n(s, 1);
 }
 
 void gather__sleep_wake_all(gather__sleep *s)
 {
     /* The flag the sleepers must see (stopping, exiting) was stored before
      * the call: the same pairing as for a published task. */
-    wake_n(s, SIZE_MAX);
+    (void)gather__sleep_wake_n(s, SIZE_MAX);
 }
 
-bool gather__sleep_quiescent(gather__sleep *s, size_t n,
-                             bool (*work_visible)(void *), void *ctx)
+bool gather__sleep_quiescent(gather__sleep *s, bool (*work_visible)(void *),
+                             void *ctx)
 {
     gather__lock(&s->lock);
-    bool quiet = s->idle == n && !work_visible(ctx);
+    bool quiet = atomic_load_explicit(&s->idle, memory_order_relaxed) ==
+                     atomic_load_explicit(&s->alive, memory_order_relaxed) &&
+                 !work_visible(ctx);
     gather__unlock(&s->lock);
     return quiet;
 }

@@ -372,7 +372,11 @@ static bool helping_sleep(gather__worker *w, gather__waitset *ws,
             woken_for_work = !gather__sleep_leave(s, &ws->parker);
             continue;
         }
+        /* relaxed, own line: tells the monitor that this worker is parked
+         * where new work wakes it (not blocked, not running; blocking.c). */
+        atomic_store_explicit(&w->waiting, 1, memory_order_relaxed);
         int rc = gather__park(&ws->parker, deadline);
+        atomic_store_explicit(&w->waiting, 0, memory_order_relaxed);
         woken_for_work = !gather__sleep_leave(s, &ws->parker);
         if (rc == ETIMEDOUT && !triggered(ws)) {
             in_time = false;

@@ -1,0 +1,503 @@
+/*
+ * worker.c - a pool's worker threads: the loop that finds, steals and runs
+ * tasks, helping inside waits, spinning and parking when idle, and the
+ * per-worker cache of task blocks.
+ *
+ * DESIGN: each worker owns a Chase-Lev deque (deque.c). A task submitted by
+ * a worker of the same pool goes on that worker's deque; any other thread
+ * submits to the pool's injection queue (inject.c). A worker looks for work
+ * in its own deque (newest first), then the injection queue, then steals
+ * the oldest task of another worker, starting at a random victim. Finding
+ * none, it spins briefly, then parks (sleep.c); a submission wakes at most
+ * one parked thread per task.
+ *
+ * On an elastic pool (blocking.c) a worker between two top-level tasks
+ * first asks whether `threads` other tasks already run; if so it takes
+ * nothing and parks, so that blocked tasks that resume do not oversubscribe
+ * the CPUs. A thread beyond `threads` that idles for the keep-alive, or
+ * beyond `max_threads` after a resize, leaves.
+ */
+#include "internal.h"
+
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* Task blocks a worker keeps for reuse (72 bytes each on x86-64). */
+#define BLOCK_CACHE_MAX 1024
+
+/* AddressSanitizer builds free every block, so use-after-free stays
+ * detectable; recycling would hide it. */
+#ifdef GATHER__ASAN
+#define BLOCK_CACHE 0
+#else
+#define BLOCK_CACHE 1
+#endif
+
+/* Spin rounds an idle worker makes before parking (each a few pauses). */
+#define SPIN_ROUNDS 64
+#define SPIN_PAUSES 16
+#define SPIN_YIELD_EVERY 8
+
+/*
+ * Helping nests a task on the waiting task's stack. For the tasks of the
+ * worker's own deque (its own spawns) the depth is that of the program's
+ * recursion. Unrelated tasks (the injection queue, other workers' deques)
+ * can nest without bound (each may wait in turn), so a wait takes them only
+ * while the stack has HELP_STACK_RESERVE bytes left (a quarter of a smaller
+ * stack), as TBB does; beyond that it helps from its own deque and parks.
+ * HELP_DEPTH_MAX caps the depth where the stack cannot be measured (e.g. a
+ * sanitizer's fake stack).
+ */
+#define HELP_STACK_RESERVE (256 * 1024)
+#define HELP_DEPTH_MAX 4096
+
+/* initial-exec: one %fs-relative load instead of a __tls_get_addr call in
+ * the shared library (static TLS; fine for dlopen on glibc, which reserves
+ * surplus static TLS for such libraries). */
+#if defined(__GNUC__) && !defined(__APPLE__)
+#define GATHER_TLS _Thread_local __attribute__((tls_model("initial-exec")))
+#else
+#define GATHER_TLS _Thread_local
+#endif
+static GATHER_TLS gather__worker *tls_worker;
+static GATHER_TLS gather_future *tls_current; /* innermost running task */
+static GATHER_TLS unsigned tls_depth; /* tasks running on this thread's stack */
+/* The deque's bottom when the innermost running task started: entries from
+ * there up are its own spawns; those below belong to the tasks it runs
+ * beneath (its siblings and theirs). */
+static GATHER_TLS int64_t tls_own_base;
+static GATHER_TLS uintptr_t tls_stack_low, tls_stack_high; /* worker's stack */
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void bump(_Atomic uint64_t *counter)
+{
+    /* Single writer: a plain increment is enough and costs no lock prefix. */
+    atomic_store_explicit(counter,
+                          atomic_load_explicit(counter, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+static uint64_t next_random(gather__worker *w)
+{
+    uint64_t x = w->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    w->rng = x;
+    return x;
+}
+
+gather__worker *gather__worker_self(void)
+{
+    return tls_worker;
+}
+
+gather__sleep *gather__worker_sleep(gather__worker *w)
+{
+    return &w->pool->sleep;
+}
+
+gather_future *gather__current_task(void)
+{
+    return tls_current;
+}
+
+bool gather__in_task(void)
+{
+    return tls_worker != NULL && tls_depth > 0;
+}
+
+gather_pool *gather_current_pool(void)
+{
+    return tls_worker != NULL ? tls_worker->pool : NULL;
+}
+
+void gather__worker_forget_thread(void)
+{
+    tls_worker = NULL;
+    tls_current = NULL;
+    tls_depth = 0;
+    tls_own_base = 0;
+    tls_stack_low = tls_stack_high = 0;
+}
+
+gather__worker *const *gather__pool_workers(const gather_pool *p, size_t *n)
+{
+    /* acquire, count first: the array loaded next holds at least that many
+     * entries, all initialised (published before the count; pool.c). */
+    *n = atomic_load_explicit(&((gather_pool *)p)->nslots, memory_order_acquire);
+    gather__slots *s = atomic_load_explicit(&((gather_pool *)p)->slots,
+                                            memory_order_acquire);
+    return s != NULL ? s->w : NULL;
+}
+
+/*
+ * Task blocks: a worker recycles the blocks of the tasks it frees through a
+ * private free list, so the spawn/complete path of steady-state fork-join
+ * makes no allocator call. Blocks freed off the pool (or beyond the cache
+ * size) go back through the replaceable allocator; a pool's caches are
+ * returned to it when the pool is destroyed. Blocks are interchangeable
+ * between pools: they all come from the one allocator.
+ */
+gather_future *gather__task_alloc(void)
+{
+    gather__worker *w = tls_worker;
+    if (BLOCK_CACHE && w != NULL && w->cache != NULL) {
+        gather_future *f = w->cache;
+        w->cache = f->next;
+        w->cached--;
+        return f;
+    }
+    return gather__malloc(sizeof(gather_future));
+}
+
+void gather__task_free(gather_future *f)
+{
+    gather__worker *w = tls_worker;
+    if (BLOCK_CACHE && w != NULL && w->cached < BLOCK_CACHE_MAX) {
+        f->next = w->cache;
+        w->cache = f;
+        w->cached++;
+        return;
+    }
+    gather__free(f);
+}
+
+bool gather__worker_work_visible(gather__worker *w)
+{
+    return gather__pool_work_visible(w->pool);
+}
+
+/* ---- finding a task ----------------------------------------------------- */
+
+static gather_future *steal_any(gather__worker *w)
+{
+    size_t n;
+    gather__worker *const *slot = gather__pool_workers(w->pool, &n);
+    if (n < 2)
+        return NULL;
+    size_t start = (size_t)(next_random(w) % n);
+    bool contended = true;
+    while (contended) {
+        contended = false;
+        for (size_t i = 0; i < n; i++) {
+            gather__worker *v = slot[(start + i) % n];
+            if (v == w)
+                continue;
+            void *item;
+            int rc = gather__deque_steal(&v->deque, &item);
+            if (rc == 0) {
+                bump(&w->stolen);
+                return item;
+            }
+            if (rc == EAGAIN)
+                contended = true;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * The wake-up chain: a worker that took a task from the injection queue or
+ * from another worker, while tasks are still visible somewhere and threads
+ * sleep, wakes one more. So a single wake-up per burst of submissions is
+ * enough (inject.c), and no task waits behind a worker that is blocked in a
+ * long task (a batch it took, or its spawns) while another sleeps.
+ */
+static void pass_wake_on(gather_pool *p)
+{
+    /* relaxed: a hint; gather__sleep_wake_one re-reads it after its
+     * barrier. */
+    if (atomic_load_explicit(&p->sleep.sleepers, memory_order_relaxed) != 0 &&
+        gather__pool_work_visible(p))
+        gather__sleep_wake_one(&p->sleep);
+}
+
+static gather_future *find_task(gather__worker *w)
+{
+    gather_future *f = gather__deque_pop_owner(&w->deque);
+    if (f != NULL)
+        return f; /* our own spawns: their pushes woke sleepers already */
+    f = gather__inject_take(w->pool);
+    if (f == NULL)
+        f = steal_any(w);
+    if (f != NULL)
+        pass_wake_on(w->pool);
+    return f;
+}
+
+/* ---- running a task ----------------------------------------------------- */
+
+/* A canceller claimed f first: it counts the cancel on the pool and then
+ * publishes DONE. Wait for DONE before dropping the queue's reference, so
+ * the pool cannot be drained and freed under the canceller. The window is
+ * a few instructions long and contains no user code. */
+static void discard_cancelled(gather_future *f)
+{
+    while (!(gather__future_state(f) & GATHER__DONE))
+        sched_yield();
+    gather_future_release(f);
+}
+
+/* A top-level task starts or ends on w: the state the monitor and the
+ * overfull check read (relaxed stores to w's own line; never per nested
+ * task). A `blocked` mark of the monitor belongs to the task that ended. */
+static void set_busy(gather__worker *w, bool busy)
+{
+    atomic_store_explicit(&w->busy, busy, memory_order_relaxed);
+    if (busy)
+        return;
+    if (atomic_load_explicit(&w->blocked, memory_order_relaxed))
+        atomic_store_explicit(&w->blocked, 0, memory_order_relaxed);
+    /* A task that left a blocking region open does not leave it open for
+     * the next task. */
+    if (atomic_load_explicit(&w->regions, memory_order_relaxed) != 0)
+        atomic_store_explicit(&w->regions, 0, memory_order_relaxed);
+}
+
+static void run_task(gather__worker *w, gather_future *f)
+{
+    /* relaxed: the claim only arbitrates against gather_future_cancel();
+     * the task's fields were published by the push we took it from. */
+    uintptr_t old = atomic_fetch_or_explicit(&f->state, GATHER__CLAIMED,
+                                             memory_order_relaxed);
+    if (old & GATHER__CLAIMED) {
+        discard_cancelled(f);
+        return;
+    }
+    gather_pool *p = w->pool;
+    if (gather__pool_cancelling(p) && !f->chunk) { /* chunks cancel their jobs */
+        bump(&w->cancelled);
+        gather__future_complete_release(f, ECANCELED, NULL, true);
+        return;
+    }
+    bool top = tls_depth == 0;
+    if (top)
+        set_busy(w, true);
+    /* relaxed: compared only by this thread (gather__future_never_done_for_caller)
+     * to find tasks running beneath it; other threads never match it. */
+    atomic_store_explicit(&f->runner, w, memory_order_relaxed);
+    gather_future *outer = tls_current;
+    int64_t outer_base = tls_own_base;
+    tls_current = f;
+    /* relaxed: only this thread, the deque's owner, writes bottom. */
+    tls_own_base = atomic_load_explicit(&w->deque.bottom, memory_order_relaxed);
+    tls_depth++;
+    void *result = NULL;
+    int rc = f->fn(f->arg, &result);
+    tls_depth--;
+    tls_current = outer;
+    tls_own_base = outer_base;
+    if (!f->chunk)
+        bump(&w->completed); /* counted before DONE, as SPEC.md asks */
+    bool cancel_req = rc == ECANCELED && gather__pool_cancelling(p);
+    /* Completes and gives up the queue's reference, in one CAS when
+     * nobody listens (future.c). */
+    gather__future_complete_release(f, rc, result, cancel_req);
+    if (top)
+        set_busy(w, false);
+}
+
+bool gather__worker_help_local(gather__worker *w)
+{
+    /* Deep in nested tasks, only the waiting task's own spawns: a sibling
+     * that also waits would nest the next sibling beneath it, as deep as
+     * there are siblings (found by the fuzzer). relaxed: our own bottom. */
+    if (atomic_load_explicit(&w->deque.bottom, memory_order_relaxed) <= tls_own_base &&
+        gather__worker_helps_locally_only())
+        return false;
+    gather_future *f = gather__deque_pop_owner(&w->deque);
+    if (f == NULL)
+        return false;
+    run_task(w, f);
+    return true;
+}
+
+bool gather__worker_helps_locally_only(void)
+{
+    /* Only helping inside a running task nests: a worker's own loop (depth
+     * 0) always takes any work, whatever its stack size. */
+    if (tls_depth == 0)
+        return false;
+    if (tls_depth >= HELP_DEPTH_MAX)
+        return true;
+    char probe;
+    uintptr_t here = (uintptr_t)&probe;
+    if (here <= tls_stack_low || here >= tls_stack_high)
+        return false; /* not measurable here: the depth cap decides */
+    size_t size = tls_stack_high - tls_stack_low;
+    size_t reserve = size / 4 < HELP_STACK_RESERVE ? size / 4 : HELP_STACK_RESERVE;
+    return here - tls_stack_low < reserve; /* stacks grow down */
+}
+
+bool gather__worker_help(gather__worker *w)
+{
+    if (gather__worker_helps_locally_only())
+        return gather__worker_help_local(w);
+    gather_future *f = find_task(w);
+    if (f == NULL)
+        return false;
+    run_task(w, f);
+    return true;
+}
+
+/* ---- idle, leaving, the loop -------------------------------------------- */
+
+static size_t threads_of(const gather_pool *p)
+{
+    /* relaxed: resize changes it; a worker acting on the old value for one
+     * more task is within "extra threads exit once their task is done". */
+    return atomic_load_explicit(&((gather_pool *)p)->threads, memory_order_relaxed);
+}
+
+static size_t alive_of(const gather_pool *p)
+{
+    return atomic_load_explicit(&((gather_pool *)p)->sleep.alive, memory_order_relaxed);
+}
+
+/* After a resize lowered max_threads: a thread at the top of its loop with
+ * an empty deque leaves while more than max_threads live. */
+static bool beyond_max(gather__worker *w)
+{
+    gather_pool *p = w->pool;
+    size_t max = atomic_load_explicit(&p->max_threads, memory_order_relaxed);
+    if (alive_of(p) <= max || gather__deque_nonempty(&w->deque))
+        return false;
+    return gather__sleep_retire(&p->sleep, NULL, max);
+}
+
+/*
+ * Parks an idle worker until woken. Returns true when the worker must exit
+ * (destroy, or a spare whose keep-alive ran out). `overfull`: the pool runs
+ * `threads` tasks already, so the worker parks although work may be queued
+ * (one of the running workers takes it when its task ends, or the monitor
+ * wakes us when one blocks).
+ */
+static bool idle_wait(gather__worker *w, bool overfull)
+{
+    gather_pool *p = w->pool;
+    bool all_idle = gather__sleep_enter(&p->sleep, &w->parker, true);
+    /* The registration's fence orders these loads after it (sleep.c). */
+    if (atomic_load_explicit(&p->exiting, memory_order_acquire)) {
+        gather__sleep_leave(&p->sleep, &w->parker);
+        return true;
+    }
+    if (overfull ? !gather__elastic_overfull(w) : gather__pool_work_visible(p)) {
+        gather__sleep_leave(&p->sleep, &w->parker);
+        return false;
+    }
+    if (all_idle && atomic_load_explicit(&p->stopping, memory_order_acquire))
+        gather__pool_check_drained(p);
+    /* Beyond `threads`: this thread is a spare, and leaves after idling for
+     * the keep-alive (unless it has spawns of its own left to steal). */
+    bool spare = alive_of(p) > threads_of(p);
+    struct timespec deadline;
+    if (spare)
+        gather__deadline(&deadline, gather__spare_keepalive_ns());
+    int rc = gather__park(&w->parker, spare ? &deadline : NULL);
+    if (rc == ETIMEDOUT && !gather__deque_nonempty(&w->deque) &&
+        gather__sleep_retire(&p->sleep, &w->parker, threads_of(p)))
+        return true;
+    gather__sleep_leave(&p->sleep, &w->parker);
+    return false;
+}
+
+/*
+ * Spins briefly for new work before parking (parking and waking cost
+ * microseconds, and a membarrier on the way in). Every few rounds it yields
+ * the CPU, so that on an oversubscribed machine the thread producing the
+ * work gets to run instead of watching us spin.
+ */
+static bool spin_for_work(gather_pool *p)
+{
+    for (int round = 0; round < SPIN_ROUNDS; round++) {
+        for (int i = 0; i < SPIN_PAUSES; i++)
+            gather__cpu_relax();
+        if (gather__pool_work_visible(p))
+            return true;
+        if (round % SPIN_YIELD_EVERY == SPIN_YIELD_EVERY - 1)
+            sched_yield();
+    }
+    return false;
+}
+
+static void name_thread(gather__worker *w)
+{
+    char suffix[24];
+    int slen = snprintf(suffix, sizeof suffix, "-%zu", w->index);
+    char name[16]; /* Linux: 15 characters and the NUL */
+    size_t room = sizeof name - 1 - (size_t)slen; /* slen <= 5: index < 4096 */
+    size_t plen = strlen(w->pool->name);
+    if (plen > room)
+        plen = room; /* shorten the prefix, keep the index */
+    memcpy(name, w->pool->name, plen);
+    memcpy(name + plen, suffix, (size_t)slen + 1);
+#if defined(__APPLE__)
+    pthread_setname_np(name);
+#elif defined(__linux__) || defined(__GLIBC__)
+    pthread_setname_np(pthread_self(), name);
+#endif
+}
+
+static void record_stack(void)
+{
+#if defined(__GLIBC__)
+    pthread_attr_t attr;
+    void *addr;
+    size_t size;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0)
+        return;
+    if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+        tls_stack_low = (uintptr_t)addr;
+        tls_stack_high = (uintptr_t)addr + size;
+    }
+    pthread_attr_destroy(&attr);
+#endif
+}
+
+/* What the monitor needs to sample this thread (blocking.c): its CPU clock,
+ * then its kernel id, published with release. */
+static void publish_identity(gather__worker *w)
+{
+    w->has_clock = pthread_getcpuclockid(pthread_self(), &w->cpu_clock) == 0;
+    int tid = 0;
+#if defined(__linux__) && defined(SYS_gettid)
+    tid = (int)syscall(SYS_gettid);
+#endif
+    atomic_store_explicit(&w->tid, tid > 0 ? tid : -1, memory_order_release);
+}
+
+void *gather__worker_main(void *arg)
+{
+    gather__worker *w = arg;
+    tls_worker = w;
+    record_stack();
+    name_thread(w);
+    publish_identity(w);
+    for (;;) {
+        if (beyond_max(w))
+            break;
+        if (gather__elastic_overfull(w)) {
+            if (idle_wait(w, true))
+                break;
+            continue;
+        }
+        if (gather__worker_help(w))
+            continue;
+        if (spin_for_work(w->pool))
+            continue;
+        if (idle_wait(w, false))
+            break;
+    }
+    gather__worker_forget_thread();
+    atomic_store_explicit(&w->tid, 0, memory_order_relaxed);
+    /* release: the last touch of the pool by this thread; whoever joins it
+     * (a starter reusing the slot, or destroy) sees all of its writes. */
+    atomic_store_explicit(&w->slot_state, GATHER__SLOT_ZOMBIE, memory_order_release);
+    return NULL;
+}
