@@ -546,16 +546,39 @@ static inline void idle_measure(long ms, const char *runtime, int threads)
 /* Blocking IO mix                                                          */
 /* ------------------------------------------------------------------------ */
 
-/* The CPU task of the blocking IO mix: about 1 ms of the same loop. */
+/* The CPU task of the blocking IO mix: about 1 ms of the same loop. The
+ * sleeping task sleeps `ms` (default IOMIX_MS: the shape of the blocking-IO
+ * issue, 256 x 10 ms + 256 x 1 ms). */
 #define IOMIX_CPU_ROUNDS 500000
-#define IOMIX_SLEEP_NS 1000000u
+#define IOMIX_MS 10
 
-/* Task i of the mix (0 <= i < 2n): even i sleeps 1 ms, odd i computes about
- * 1 ms. Returns i + 1, so a run checks that every task ran once. */
-static inline uint64_t iomix_task(size_t i, volatile uint64_t *sink)
+/* Arguments of the IO mix programs: n=N sleeping and N CPU tasks, ms=M per
+ * sleep. */
+typedef struct iomix_opts {
+    long n, ms;
+    size_t tasks;      /* 2n */
+    uint64_t sleep_ns; /* ms in ns */
+} iomix_opts;
+
+static inline iomix_opts iomix_parse(int argc, char **argv)
+{
+    iomix_opts m;
+    m.n = bench_arg(argc, argv, "n", 256);
+    m.ms = bench_arg(argc, argv, "ms", IOMIX_MS);
+    if (m.n < 1 || m.ms < 0 || m.ms > 60000)
+        bench_fail("IO mix: n must be positive and ms in 0..60000");
+    m.tasks = 2 * (size_t)m.n;
+    m.sleep_ns = (uint64_t)m.ms * 1000000u;
+    return m;
+}
+
+/* Task i of the mix (0 <= i < 2n): even i sleeps sleep_ns, odd i computes
+ * about 1 ms. Returns i + 1, so a run checks that every task ran once. */
+static inline uint64_t iomix_task(size_t i, uint64_t sleep_ns,
+                                  volatile uint64_t *sink)
 {
     if (i % 2 == 0)
-        bench_sleep_ns(IOMIX_SLEEP_NS);
+        bench_sleep_ns(sleep_ns);
     else
         sink[i] = bench_work(i, IOMIX_CPU_ROUNDS);
     return i + 1;
@@ -567,13 +590,24 @@ static inline void iomix_verify(uint64_t sum, size_t tasks)
         bench_fail("IO mix: not every task ran exactly once");
 }
 
-static inline void iomix_report(const char *runtime, int threads, long n,
-                                uint64_t t0, uint64_t t1)
+/* "iomix256" for the default sleep, "iomix256_1ms" for another, so that
+ * figures of different shapes never share a name. */
+static inline const char *iomix_name(const iomix_opts *m, char *buf, size_t len)
+{
+    if (m->ms == IOMIX_MS)
+        snprintf(buf, len, "iomix%ld", m->n);
+    else
+        snprintf(buf, len, "iomix%ld_%ldms", m->n, m->ms);
+    return buf;
+}
+
+static inline void iomix_report(const char *runtime, int threads,
+                                const iomix_opts *m, uint64_t t0, uint64_t t1)
 {
     char name[48];
-    snprintf(name, sizeof name, "iomix%ld", n);
-    bench_report(name, runtime, threads, bench_ms(t0, t1), "ms",
-                 "sleep_tasks=%ld cpu_tasks=%ld", n, n);
+    bench_report(iomix_name(m, name, sizeof name), runtime, threads,
+                 bench_ms(t0, t1), "ms", "sleep_tasks=%ld sleep_ms=%ld cpu_tasks=%ld",
+                 m->n, m->ms, m->n);
 }
 
 #endif /* BENCH_COMMON_H */

@@ -1,12 +1,14 @@
 /* Blocking IO mix on GLib: a shared (non-exclusive) GThreadPool limited to
- * one thread per CPU; main pushes n tasks that sleep 1 ms interleaved with n
- * CPU tasks of about 1 ms, and waits on a GCond for the last one. */
+ * one thread per CPU; main pushes n tasks that sleep `ms` (default 10 ms)
+ * interleaved with n CPU tasks of about 1 ms, and waits on a GCond for the
+ * last one. */
 #include <glib.h>
 
 #include "common.h"
 
 typedef struct ctx {
     volatile uint64_t *sink;
+    uint64_t sleep_ns;
     gint remaining;
     guint64 sum;
     GMutex lock;
@@ -17,7 +19,7 @@ typedef struct ctx {
 static void task(gpointer data, gpointer user_data)
 {
     ctx *c = user_data;
-    uint64_t v = iomix_task(GPOINTER_TO_SIZE(data) - 1, c->sink);
+    uint64_t v = iomix_task(GPOINTER_TO_SIZE(data) - 1, c->sleep_ns, c->sink);
     g_mutex_lock(&c->lock);
     c->sum += v;
     if (--c->remaining == 0) {
@@ -30,13 +32,14 @@ static void task(gpointer data, gpointer user_data)
 int main(int argc, char **argv)
 {
     bench_opts o = bench_parse(argc, argv);
-    long n = bench_arg(argc, argv, "n", 256);
-    if (n < 1 || n > G_MAXINT / 2)
+    iomix_opts m = iomix_parse(argc, argv);
+    if (m.n > G_MAXINT / 2)
         bench_fail("n must be 1..G_MAXINT/2");
-    size_t tasks = 2 * (size_t)n;
+    size_t tasks = m.tasks;
     ctx c;
     memset(&c, 0, sizeof c);
     c.sink = bench_xmalloc(tasks * sizeof *c.sink);
+    c.sleep_ns = m.sleep_ns;
     g_mutex_init(&c.lock);
     g_cond_init(&c.cond);
     int threads = (int)g_get_num_processors();
@@ -61,7 +64,7 @@ int main(int argc, char **argv)
         uint64_t t1 = bench_now_ns();
         iomix_verify(sum, tasks);
         if (r >= o.warmup)
-            iomix_report("glib", threads, n, t0, t1);
+            iomix_report("glib", threads, &m, t0, t1);
     }
     g_thread_pool_free(pool, FALSE, TRUE);
     g_mutex_clear(&c.lock);

@@ -1,6 +1,6 @@
 /* Blocking IO mix with OpenMP tasks on the default team: `omp single`, n
- * tasks that sleep 1 ms interleaved with n CPU tasks of about 1 ms, then the
- * barrier. */
+ * tasks that sleep `ms` (default 10 ms) interleaved with n CPU tasks of about
+ * 1 ms, then the barrier. */
 #include <omp.h>
 
 #include "common.h"
@@ -12,10 +12,9 @@
 int main(int argc, char **argv)
 {
     bench_opts o = bench_parse(argc, argv);
-    long n = bench_arg(argc, argv, "n", 256);
-    if (n < 1)
-        bench_fail("n must be positive");
-    size_t tasks = 2 * (size_t)n;
+    iomix_opts m = iomix_parse(argc, argv);
+    size_t tasks = m.tasks;
+    uint64_t sleep_ns = m.sleep_ns;
     volatile uint64_t *sink = bench_xmalloc(tasks * sizeof *sink);
     int threads = omp_get_max_threads();
 
@@ -27,7 +26,7 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < tasks; i++) {
 #pragma omp task
             {
-                uint64_t v = iomix_task(i, sink);
+                uint64_t v = iomix_task(i, sleep_ns, sink);
 #pragma omp atomic
                 sum += v;
             }
@@ -35,7 +34,7 @@ int main(int argc, char **argv)
         uint64_t t1 = bench_now_ns();
         iomix_verify(sum, tasks);
         if (r >= o.warmup)
-            iomix_report(BENCH_STR(BENCH_RUNTIME), threads, n, t0, t1);
+            iomix_report(BENCH_STR(BENCH_RUNTIME), threads, &m, t0, t1);
     }
     free((void *)sink);
     return 0;
