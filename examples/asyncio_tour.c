@@ -8,8 +8,15 @@
  * ValueError('boom') is printed as EINVAL('boom'), ZeroDivisionError as EDOM).
  *
  * Where Python's coroutines await asyncio.sleep(), these tasks block in
- * nanosleep() on a pool thread: a blocked task holds only its own thread, so
- * the pool needs as many threads as tasks sleeping at once (4 here).
+ * nanosleep() on a thread of the default pool (every call passes NULL for the
+ * pool: nothing to create, size or destroy). A blocked task holds its thread,
+ * but the default pool is elastic: it runs one thread per CPU, and when its
+ * tasks block while others wait in its queue it notices within a few
+ * milliseconds and starts spare threads (up to 512, GATHER_MAX_THREADS), so
+ * every sleeping task gets a thread of its own and all of them sleep at the
+ * same time, as asyncio's coroutines do, whatever the number of CPUs. The
+ * tour checks it: each gather below must see all of its tasks asleep at
+ * once, else the tour says so on stderr and exits 1.
  *
  * Timing: every delay is a tenth of the Python original (1 s becomes 0.1 s)
  * so that the tour runs in about a second and a half; the times it prints
@@ -20,6 +27,7 @@
 #include <gather.h>
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,23 +43,55 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Tasks inside sleep_scaled() now, and the most at once since the last
+ * overlap_reset(). */
+static atomic_int sleeping, sleeping_peak;
+
 /* await asyncio.sleep(python_seconds), scaled. Sleeps in 10 ms slices and
  * returns ECANCELED early when the task's future is cancelled: the C
  * counterpart of asyncio.sleep() raising CancelledError. */
 static int sleep_scaled(double python_seconds)
 {
+    int now = atomic_fetch_add(&sleeping, 1) + 1;
+    int peak = atomic_load(&sleeping_peak);
+    while (now > peak && !atomic_compare_exchange_weak(&sleeping_peak, &peak, now))
+        ;
     double end = now_s() + python_seconds * SCALE;
+    int rc = 0;
     for (;;) {
-        if (gather_cancel_requested())
-            return ECANCELED;
+        if (gather_cancel_requested()) {
+            rc = ECANCELED;
+            break;
+        }
         double left = end - now_s();
         if (left <= 0)
-            return 0;
+            break;
         if (left > 0.01)
             left = 0.01;
         struct timespec ts = {0, (long)(left * 1e9)};
         nanosleep(&ts, NULL);
     }
+    atomic_fetch_sub(&sleeping, 1);
+    return rc;
+}
+
+static void overlap_reset(void)
+{
+    atomic_store(&sleeping_peak, 0);
+}
+
+/* 0 when `tasks` tasks slept at once since overlap_reset(), as gathered
+ * coroutines would; else says so on stderr and returns 1. */
+static int overlap_check(const char *what, int tasks)
+{
+    int peak = atomic_load(&sleeping_peak);
+    if (peak >= tasks)
+        return 0;
+    fprintf(stderr,
+            "asyncio_tour: %s: at most %d of the %d tasks slept at once: the default pool "
+            "(threads: %zu) did not start spare threads for the blocked tasks\n",
+            what, peak, tasks, gather_pool_threads(NULL));
+    return 1;
 }
 
 /* The name of the errno values this tour raises, for Python-like reprs. */
@@ -66,11 +106,10 @@ static const char *error_name(int code)
 }
 
 /* Submits fn(args[i]) for i < n; on failure waits for what was submitted. */
-static int submit_all(gather_pool *pool, gather_fn fn, void *const args[], size_t n,
-                      gather_future *futures[])
+static int submit_all(gather_fn fn, void *const args[], size_t n, gather_future *futures[])
 {
     for (size_t i = 0; i < n; i++) {
-        int rc = gather_submit(pool, fn, args[i], &futures[i]);
+        int rc = gather_submit(NULL, fn, args[i], &futures[i]);
         if (rc != 0) {
             fprintf(stderr, "gather_submit: %s\n", strerror(rc));
             gather_futures(futures, i, NULL, GATHER_RETURN_ERRORS);
@@ -143,17 +182,18 @@ static int fetch_posts(void *arg, void **result)
     return rc;
 }
 
-static int part1_two_api_calls(gather_pool *pool)
+static int part1_two_api_calls(void)
 {
     printf("== 1. Two API calls at once (1 s and 2 s in Python, 0.1 s and 0.2 s here)\n");
     double start = now_s();
 
     gather_future *futures[2];
     gather_result results[2];
-    int rc = gather_submit(pool, fetch_user, NULL, &futures[0]);
+    overlap_reset();
+    int rc = gather_submit(NULL, fetch_user, NULL, &futures[0]);
     if (rc != 0)
         return rc;
-    rc = gather_submit(pool, fetch_posts, NULL, &futures[1]);
+    rc = gather_submit(NULL, fetch_posts, NULL, &futures[1]);
     if (rc != 0) {
         gather_future_wait(futures[0], NULL);
         gather_future_release(futures[0]);
@@ -178,7 +218,7 @@ static int part1_two_api_calls(gather_pool *pool)
     double took = now_s() - start;
     printf("took %.1f s   (really %.2f s: the calls overlapped; one after the other: 0.30 s)\n\n",
            took / SCALE, took);
-    return 0;
+    return overlap_check("part 1", 2);
 }
 
 /* ==== 2. One failing call, with and without return_exceptions ===========
@@ -244,7 +284,7 @@ static void print_results(const gather_result results[], size_t n)
     printf("]\n");
 }
 
-static int part2_failing_call(gather_pool *pool)
+static int part2_failing_call(void)
 {
     printf("== 2. One failing call, with and without return_exceptions\n");
     api_call calls[3] = {{"users", 1, 0, ""}, {"orders", 2, 1, ""}, {"stock", 3, 0, ""}};
@@ -254,7 +294,7 @@ static int part2_failing_call(gather_pool *pool)
 
     /* try: await asyncio.gather(*calls()) except ValueError as e: ... */
     double start = now_s();
-    int rc = submit_all(pool, call_api, args, 3, futures);
+    int rc = submit_all(call_api, args, 3, futures);
     if (rc != 0)
         return rc;
     rc = gather_futures(futures, 3, results, 0);
@@ -274,7 +314,8 @@ static int part2_failing_call(gather_pool *pool)
     release_all(futures, 3);
 
     /* results = await asyncio.gather(*calls(), return_exceptions=True) */
-    rc = submit_all(pool, call_api, args, 3, futures);
+    overlap_reset();
+    rc = submit_all(call_api, args, 3, futures);
     if (rc != 0)
         return rc;
     rc = gather_futures(futures, 3, results, GATHER_RETURN_ERRORS);
@@ -283,7 +324,7 @@ static int part2_failing_call(gather_pool *pool)
         return rc;
     print_results(results, 3);
     printf("\n");
-    return 0;
+    return overlap_check("part 2", 3);
 }
 
 /* ==== 3. Three factorials (the asyncio documentation's example) =========
@@ -386,7 +427,7 @@ static int divide(void *arg, void **result)
     return 0;
 }
 
-static int part3_factorials(gather_pool *pool)
+static int part3_factorials(void)
 {
     printf("== 3. Three factorials (the asyncio docs example), then a division by zero\n");
     fflush(stdout);
@@ -396,7 +437,8 @@ static int part3_factorials(gather_pool *pool)
 
     /* L = await asyncio.gather(...): gather_map() submits each, then
      * gathers. (It returns early only when a task fails, and these don't.) */
-    int rc = gather_map(pool, factorial, args, 3, results, 0);
+    overlap_reset();
+    int rc = gather_map(NULL, factorial, args, 3, results, 0);
     if (rc != 0) {
         printf("gather failed: %s\n", strerror(rc));
         return rc;
@@ -405,6 +447,7 @@ static int part3_factorials(gather_pool *pool)
     for (size_t i = 0; i < 3; i++)
         printf("%s%lld", i ? ", " : "", ((factorial_job *)results[i].value)->f);
     printf("]\n");
+    int overlapped = overlap_check("part 3, factorials", 3);
 
     division divs[3] = {{10, 2, 0}, {1, 0, 0}, {9, 3, 0}};
     void *dargs[3] = {&divs[0], &divs[1], &divs[2]};
@@ -414,7 +457,7 @@ static int part3_factorials(gather_pool *pool)
      * while the other divisions may still run, and they use divs[], so we
      * must be able to wait for them before divs[] goes out of scope. */
     gather_future *futures[3];
-    rc = submit_all(pool, divide, dargs, 3, futures);
+    rc = submit_all(divide, dargs, 3, futures);
     if (rc != 0)
         return rc;
     rc = gather_futures(futures, 3, results, 0);
@@ -430,7 +473,8 @@ static int part3_factorials(gather_pool *pool)
 
     /* print(await asyncio.gather(..., return_exceptions=True)) */
     /* gather_map() with GATHER_RETURN_ERRORS waits for all three. */
-    rc = gather_map(pool, divide, dargs, 3, results, GATHER_RETURN_ERRORS);
+    overlap_reset();
+    rc = gather_map(NULL, divide, dargs, 3, results, GATHER_RETURN_ERRORS);
     if (rc != 0)
         return rc;
     printf("[");
@@ -442,7 +486,7 @@ static int part3_factorials(gather_pool *pool)
                    (const char *)results[i].value);
     }
     printf("]\n\n");
-    return 0;
+    return overlapped | overlap_check("part 3, divisions", 3);
 }
 
 /* ==== 4. Bonus: asyncio.TaskGroup cancels the rest on the first failure ==
@@ -464,7 +508,7 @@ static int part3_factorials(gather_pool *pool)
  * others are cancelled (a running task sees gather_cancel_requested()).
  */
 
-static int part4_task_group(gather_pool *pool)
+static int part4_task_group(void)
 {
     printf("== 4. Bonus: TaskGroup (GATHER_CANCEL_ON_ERROR) cancels the others\n");
     api_call calls[3] = {{"users", 1, 0, ""}, {"orders", 2, 1, ""}, {"stock", 10, 0, ""}};
@@ -472,7 +516,7 @@ static int part4_task_group(gather_pool *pool)
     gather_future *futures[3];
     gather_result results[3];
 
-    int rc = submit_all(pool, call_api, args, 3, futures);
+    int rc = submit_all(call_api, args, 3, futures);
     if (rc != 0)
         return rc;
     rc = gather_futures(futures, 3, results, GATHER_CANCEL_ON_ERROR);
@@ -489,22 +533,12 @@ static int part4_task_group(gather_pool *pool)
 
 int main(void)
 {
-    /* Four threads: up to three tasks sleep at once, whatever the CPUs. */
-    gather_pool_options opts = {0};
-    opts.threads = 4;
-    opts.name = "tour";
-    gather_pool *pool = NULL;
-    int rc = gather_pool_create(&pool, &opts);
-    if (rc != 0) {
-        fprintf(stderr, "gather_pool_create: %s\n", strerror(rc));
-        return 1;
-    }
-
-    int failed = part1_two_api_calls(pool) != 0;
-    failed |= part2_failing_call(pool) != 0;
-    failed |= part3_factorials(pool) != 0;
-    failed |= part4_task_group(pool) != 0;
-
-    gather_pool_destroy(pool); /* waits for anything still running */
+    /* Every task goes to the default pool: up to three of them sleep at once,
+     * and the pool starts what threads that takes, whatever the CPUs. */
+    int failed = part1_two_api_calls() != 0;
+    failed |= part2_failing_call() != 0;
+    failed |= part3_factorials() != 0;
+    failed |= part4_task_group() != 0;
+    /* Every task was waited for; the default pool is never destroyed. */
     return failed ? 1 : 0;
 }
