@@ -149,6 +149,8 @@ typedef struct gather__sleep {
     _Atomic size_t idle;              /* registered idle workers */
     _Atomic size_t alive;             /* the pool's threads (pool.c, blocking.c) */
     _Atomic size_t sleepers;          /* registered parkers */
+    _Atomic size_t retiring;          /* threads that retired and have not
+                                         yet made their last touch */
     gather__parker *watcher;          /* guarded by lock: woken when a thread
                                          leaves an idle pool (blocking.c) */
 } gather__sleep;
@@ -180,8 +182,13 @@ bool gather__sleep_quiescent(gather__sleep *s, bool (*work_visible)(void *),
 bool gather__sleep_admit(gather__sleep *s, size_t limit, size_t *alive);
 /* A thread leaves the pool: unregisters p (may be NULL) and uncounts the
  * thread if more than `keep` live, unless a waker took p (it was woken for
- * work). True when the thread must exit. */
+ * work). True when the thread must exit; it is then counted in `retiring`
+ * until gather__sleep_retired(). */
 bool gather__sleep_retire(gather__sleep *s, gather__parker *p, size_t keep);
+/* The retired thread's last touch of the pool. */
+void gather__sleep_retired(gather__sleep *s);
+/* Destroy: waits until every retired thread made its last touch. */
+void gather__sleep_wait_retired(gather__sleep *s);
 /* The monitor: if every live thread is idle, records `watcher` to be
  * unparked by the next thread that leaves the registry, and returns true. */
 bool gather__sleep_watch(gather__sleep *s, gather__parker *watcher);
@@ -264,7 +271,9 @@ bool gather__future_never_done_for_caller(const gather_future *f);
  *      default_pool.c) ---------------------------------------------------- */
 
 /* A worker slot's thread (guarded by the pool's grow_lock, except that the
- * thread itself stores ZOMBIE, with release, as its last touch of the pool). */
+ * thread itself stores ZOMBIE, with release, as its last touch of the pool
+ * when destroy stops it; a thread that retires detaches itself and stores
+ * FREE instead, see worker.c). */
 enum { GATHER__SLOT_FREE = 0, GATHER__SLOT_LIVE = 1, GATHER__SLOT_ZOMBIE = 2 };
 
 typedef struct gather__worker {

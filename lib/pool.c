@@ -255,6 +255,9 @@ static void join_threads(gather_pool *p)
 static void stop_threads(gather_pool *p)
 {
     gather__monitor_stop(p);
+    /* Threads that retired are detached: wait for their last touch
+     * instead of joining them. */
+    gather__sleep_wait_retired(&p->sleep);
     atomic_store_explicit(&p->exiting, true, memory_order_release);
     gather__sleep_wake_all(&p->sleep);
     join_threads(p);

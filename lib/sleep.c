@@ -26,6 +26,7 @@
  */
 #include "internal.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #if defined(__linux__)
 #include <linux/membarrier.h>
@@ -175,6 +176,7 @@ int gather__sleep_init(gather__sleep *s)
     atomic_init(&s->idle, 0);
     atomic_init(&s->alive, 0);
     atomic_init(&s->sleepers, 0);
+    atomic_init(&s->retiring, 0);
     s->watcher = NULL;
     return 0;
 }
@@ -286,6 +288,23 @@ bool gather__sleep_leave(gather__sleep *s, gather__parker *p)
     return was;
 }
 
+void gather__sleep_retired(gather__sleep *s)
+{
+    /* release: the thread's touches of the pool happen before a destroy's
+     * acquire load that sees the count drop. */
+    atomic_fetch_sub_explicit(&s->retiring, 1, memory_order_release);
+}
+
+void gather__sleep_wait_retired(gather__sleep *s)
+{
+    /* A few instructions separate a retire from its last touch: yield. The
+     * lock orders this after any retire that made the pool look drained. */
+    gather__lock(&s->lock);
+    gather__unlock(&s->lock);
+    while (atomic_load_explicit(&s->retiring, memory_order_acquire) != 0)
+        sched_yield();
+}
+
 bool gather__sleep_watch(gather__sleep *s, gather__parker *watcher)
 {
     gather__lock(&s->lock);
@@ -326,6 +345,9 @@ bool gather__sleep_retire(gather__sleep *s, gather__parker *p, size_t keep)
     /* A parker a waker already took was woken for work: it stays. */
     if (!taken && atomic_load_explicit(&s->alive, memory_order_relaxed) > keep) {
         dec(&s->alive);
+        /* relaxed: ordered by the lock for gather__sleep_wait_retired,
+         * which reads it after quiescence was observed under this lock. */
+        atomic_fetch_add_explicit(&s->retiring, 1, memory_order_relaxed);
         retire = true;
     }
     if (p != NULL)

@@ -360,36 +360,40 @@ static size_t alive_of(const gather_pool *p)
     return atomic_load_explicit(&((gather_pool *)p)->sleep.alive, memory_order_relaxed);
 }
 
+/* Why the loop ends. */
+enum { STAY, EXIT_DESTROY, EXIT_RETIRED };
+
 /* After a resize lowered max_threads: a thread at the top of its loop with
  * an empty deque leaves while more than max_threads live. */
-static bool beyond_max(gather__worker *w)
+static int beyond_max(gather__worker *w)
 {
     gather_pool *p = w->pool;
     size_t max = atomic_load_explicit(&p->max_threads, memory_order_relaxed);
     if (alive_of(p) <= max || gather__deque_nonempty(&w->deque))
-        return false;
-    return gather__sleep_retire(&p->sleep, NULL, max);
+        return STAY;
+    return gather__sleep_retire(&p->sleep, NULL, max) ? EXIT_RETIRED : STAY;
 }
 
 /*
- * Parks an idle worker until woken. Returns true when the worker must exit
- * (destroy, or a spare whose keep-alive ran out). `overfull`: the pool runs
- * `threads` tasks already, so the worker parks although work may be queued
- * (one of the running workers takes it when its task ends, or the monitor
- * wakes us when one blocks).
+ * Parks an idle worker until woken. Returns EXIT_DESTROY or EXIT_RETIRED
+ * when the worker must exit (destroy, or a spare whose keep-alive ran
+ * out), else STAY. `overfull`: the pool runs `threads` tasks already, so
+ * the worker parks although work may be queued (one of the running
+ * workers takes it when its task ends, or the monitor wakes us when one
+ * blocks).
  */
-static bool idle_wait(gather__worker *w, bool overfull)
+static int idle_wait(gather__worker *w, bool overfull)
 {
     gather_pool *p = w->pool;
     bool all_idle = gather__sleep_enter(&p->sleep, &w->parker, true);
     /* The registration's fence orders these loads after it (sleep.c). */
     if (atomic_load_explicit(&p->exiting, memory_order_acquire)) {
         gather__sleep_leave(&p->sleep, &w->parker);
-        return true;
+        return EXIT_DESTROY;
     }
     if (overfull ? !gather__elastic_overfull(w) : gather__pool_work_visible(p)) {
         gather__sleep_leave(&p->sleep, &w->parker);
-        return false;
+        return STAY;
     }
     if (all_idle && atomic_load_explicit(&p->stopping, memory_order_acquire))
         gather__pool_check_drained(p);
@@ -402,9 +406,9 @@ static bool idle_wait(gather__worker *w, bool overfull)
     int rc = gather__park(&w->parker, spare ? &deadline : NULL);
     if (rc == ETIMEDOUT && !gather__deque_nonempty(&w->deque) &&
         gather__sleep_retire(&p->sleep, &w->parker, threads_of(p)))
-        return true;
+        return EXIT_RETIRED;
     gather__sleep_leave(&p->sleep, &w->parker);
-    return false;
+    return STAY;
 }
 
 /*
@@ -472,6 +476,30 @@ static void publish_identity(gather__worker *w)
     atomic_store_explicit(&w->tid, tid > 0 ? tid : -1, memory_order_release);
 }
 
+/*
+ * A thread leaves. Stopped by destroy, it stays joinable: destroy joins it
+ * after its ZOMBIE store. Retired (a spare's keep-alive, a resize), it
+ * detaches itself, since no one may be left to join it (the default pool
+ * is never destroyed), frees its slot for the next start, and makes its
+ * last touch of the pool by leaving `retiring`, which destroy waits for.
+ */
+static void leave(gather__worker *w, int why)
+{
+    gather__worker_forget_thread();
+    atomic_store_explicit(&w->tid, 0, memory_order_relaxed);
+    if (why == EXIT_DESTROY) {
+        /* release: whoever joins us sees all of this thread's writes. */
+        atomic_store_explicit(&w->slot_state, GATHER__SLOT_ZOMBIE, memory_order_release);
+        return;
+    }
+    gather_pool *p = w->pool;
+    pthread_detach(pthread_self());
+    /* release: a starter that reuses the slot (acquire) sees our writes;
+     * from here this thread reads nothing of w. */
+    atomic_store_explicit(&w->slot_state, GATHER__SLOT_FREE, memory_order_release);
+    gather__sleep_retired(&p->sleep);
+}
+
 void *gather__worker_main(void *arg)
 {
     gather__worker *w = arg;
@@ -479,25 +507,21 @@ void *gather__worker_main(void *arg)
     record_stack();
     name_thread(w);
     publish_identity(w);
-    for (;;) {
-        if (beyond_max(w))
+    int why = STAY;
+    while (why == STAY) {
+        why = beyond_max(w);
+        if (why != STAY)
             break;
         if (gather__elastic_overfull(w)) {
-            if (idle_wait(w, true))
-                break;
+            why = idle_wait(w, true);
             continue;
         }
         if (gather__worker_help(w))
             continue;
         if (spin_for_work(w->pool))
             continue;
-        if (idle_wait(w, false))
-            break;
+        why = idle_wait(w, false);
     }
-    gather__worker_forget_thread();
-    atomic_store_explicit(&w->tid, 0, memory_order_relaxed);
-    /* release: the last touch of the pool by this thread; whoever joins it
-     * (a starter reusing the slot, or destroy) sees all of its writes. */
-    atomic_store_explicit(&w->slot_state, GATHER__SLOT_ZOMBIE, memory_order_release);
+    leave(w, why);
     return NULL;
 }
