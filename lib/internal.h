@@ -180,6 +180,8 @@ bool gather__sleep_quiescent(gather__sleep *s, bool (*work_visible)(void *),
 /* Counts one more live thread if fewer than `limit` live; *alive gets the
  * count. Callers serialize (the pool's grow_lock), so the check holds. */
 bool gather__sleep_admit(gather__sleep *s, size_t limit, size_t *alive);
+/* Undoes an admit whose thread could not start. */
+void gather__sleep_unadmit(gather__sleep *s);
 /* A thread leaves the pool: unregisters p (may be NULL) and uncounts the
  * thread if more than `keep` live, unless a waker took p (it was woken for
  * work). True when the thread must exit; it is then counted in `retiring`

@@ -226,7 +226,7 @@ int gather__pool_start_worker(gather_pool *p, size_t limit, bool spare)
     gather__worker *w = take_slot(p);
     int rc = w != NULL ? spawn(p, w) : ENOMEM;
     if (rc != 0) {
-        (void)gather__sleep_retire(&p->sleep, NULL, 0); /* uncount it */
+        gather__sleep_unadmit(&p->sleep);
         return rc;
     }
     /* relaxed: statistics, written under grow_lock. */

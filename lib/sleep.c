@@ -288,6 +288,13 @@ bool gather__sleep_leave(gather__sleep *s, gather__parker *p)
     return was;
 }
 
+void gather__sleep_unadmit(gather__sleep *s)
+{
+    gather__lock(&s->lock);
+    dec(&s->alive);
+    gather__unlock(&s->lock);
+}
+
 void gather__sleep_retired(gather__sleep *s)
 {
     /* release: the thread's touches of the pool happen before a destroy's
