@@ -12,7 +12,9 @@
  *   - Timeouts are relative, in nanoseconds; GATHER_FOREVER never expires.
  *   - Wherever a gather_pool * is taken, NULL means the process-wide default
  *     pool: created on first use with one thread per CPU this process may run
- *     on (or GATHER_THREADS, decimal 1..1024), and never destroyed.
+ *     on (or GATHER_THREADS, decimal 1..1024), elastic up to 512 threads for
+ *     tasks that block (or GATHER_MAX_THREADS, decimal, GATHER_THREADS..4096;
+ *     equal to the thread count: not elastic), and never destroyed.
  *   - "On a pool thread" means on one of the pool's worker threads. Every
  *     call that waits runs other tasks of the calling worker's pool while it
  *     waits there ("helping"), so nested waiting never deadlocks, even on a
@@ -183,10 +185,13 @@ GATHER_API gather_pool *gather_current_pool(void);
  * spare thread. It notices by itself within a few milliseconds (a monitor
  * thread samples the busy workers' CPU clocks and kernel states, only while
  * tasks run and work is queued); it never starts a spare for a task that is
- * running or runnable on a CPU. When blocked tasks resume, a worker that
- * finishes its task takes a new one only while fewer than `threads` others
- * run; spare threads idle for 1 s exit. The environment variable
- * GATHER_BLOCKING_DETECT=0 turns the monitor off (regions still compensate).
+ * running or runnable on a CPU. A task parked in a wait stays wakeable: new
+ * work wakes it to help before any spare is started. When blocked tasks
+ * resume, a worker that finishes its task takes a new one only while fewer
+ * than `threads` others run; threads beyond `threads` that idle for 1 s
+ * exit. The monitor thread (one per elastic pool) sleeps while the pool is
+ * idle. The environment variable GATHER_BLOCKING_DETECT=0, read when a pool
+ * becomes elastic, keeps the monitor asleep (regions still compensate).
  */
 
 /*
