@@ -271,10 +271,27 @@ static bool detection_enabled(void)
     return s == NULL || strcmp(s, "0") != 0;
 }
 
+/* "<prefix>-m", the prefix shortened to the system's limit. */
+static void name_monitor(const gather_pool *p)
+{
+#if defined(__linux__) || defined(__GLIBC__)
+    char name[16];
+    size_t plen = strlen(p->name);
+    if (plen > sizeof name - 3)
+        plen = sizeof name - 3;
+    memcpy(name, p->name, plen);
+    memcpy(name + plen, "-m", 3);
+    pthread_setname_np(pthread_self(), name);
+#else
+    (void)p;
+#endif
+}
+
 static void *monitor_main(void *arg)
 {
     gather_pool *p = arg;
     gather__monitor *m = p->monitor;
+    name_monitor(p);
     bool detect = detection_enabled();
     m->fast = 0;
     while (!atomic_load_explicit(&m->stop, memory_order_acquire)) {

@@ -147,12 +147,15 @@ typedef struct gather__sleep {
     gather__parker *head, *tail;      /* guarded by lock: idle ones first */
     /* Written under lock, read anywhere (relaxed, as hints): */
     _Atomic size_t idle;              /* registered idle workers */
-    _Atomic size_t alive;             /* the pool's threads (pool.c, blocking.c) */
     _Atomic size_t sleepers;          /* registered parkers */
-    _Atomic size_t retiring;          /* threads that retired and have not
-                                         yet made their last touch */
     gather__parker *watcher;          /* guarded by lock: woken when a thread
                                          leaves an idle pool (blocking.c) */
+    /* The pool's live threads (pool.c, blocking.c), on a line of its own:
+     * workers read it between top-level tasks, and it changes only when a
+     * thread starts or retires, unlike the counts above. */
+    alignas(GATHER__CACHELINE) _Atomic size_t alive;
+    _Atomic size_t retiring;          /* threads that retired and have not
+                                         yet made their last touch */
 } gather__sleep;
 
 /* Chooses membarrier or fences for the sleep protocol; call before a pool
