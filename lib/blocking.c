@@ -117,7 +117,8 @@ static uint64_t mono_ns(void)
 static bool cpu_ns(gather__worker *w, uint64_t *ns)
 {
     struct timespec ts;
-    if (!w->has_clock || clock_gettime(w->cpu_clock, &ts) != 0)
+    if (!atomic_load_explicit(&w->has_clock, memory_order_relaxed) ||
+        clock_gettime(atomic_load_explicit(&w->cpu_clock, memory_order_relaxed), &ts) != 0)
         return false;
     *ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     return true;

@@ -307,8 +307,9 @@ typedef struct gather__worker {
     _Atomic int slot_state;     /* GATHER__SLOT_* */
     _Atomic int tid;            /* kernel thread id while LIVE, else 0;
                                    release-stored after cpu_clock */
-    clockid_t cpu_clock;        /* the thread's CPU-time clock */
-    bool has_clock;
+    _Atomic clockid_t cpu_clock; /* the thread's CPU-time clock (relaxed:
+                                   ordered by tid) */
+    _Atomic bool has_clock;
     _Atomic uint64_t started_ns; /* CLOCK_MONOTONIC when the thread was
                                    started (relaxed; read after tid) */
     /* The monitor's private samples. */

@@ -468,7 +468,10 @@ static void record_stack(void)
  * then its kernel id, published with release. */
 static void publish_identity(gather__worker *w)
 {
-    w->has_clock = pthread_getcpuclockid(pthread_self(), &w->cpu_clock) == 0;
+    clockid_t clock;
+    bool ok = pthread_getcpuclockid(pthread_self(), &clock) == 0;
+    atomic_store_explicit(&w->cpu_clock, ok ? clock : 0, memory_order_relaxed);
+    atomic_store_explicit(&w->has_clock, ok, memory_order_relaxed);
     int tid = 0;
 #if defined(__linux__) && defined(SYS_gettid)
     tid = (int)syscall(SYS_gettid);
@@ -493,6 +496,10 @@ static void leave(gather__worker *w, int why)
         return;
     }
     gather_pool *p = w->pool;
+    /* A retire during a drain may leave every remaining thread idle: this
+     * thread makes the drain check that an idle one would have made. */
+    if (atomic_load_explicit(&p->stopping, memory_order_acquire))
+        gather__pool_check_drained(p);
     pthread_detach(pthread_self());
     /* release: a starter that reuses the slot (acquire) sees our writes;
      * from here this thread reads nothing of w. */
