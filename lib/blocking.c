@@ -294,7 +294,6 @@ static void *monitor_main(void *arg)
     gather__monitor *m = p->monitor;
     name_monitor(p);
     bool detect = detection_enabled();
-    m->fast = 0;
     while (!atomic_load_explicit(&m->stop, memory_order_acquire)) {
         if (!detect || gather__sleep_watch(&p->sleep, &m->parker)) {
             /* Every thread idle (or detection off): sleep until a thread
@@ -329,6 +328,8 @@ int gather__monitor_start(gather_pool *p)
     }
     atomic_init(&m->stop, false);
     m->burst = 1;
+    m->tick = 0;
+    m->fast = 0;
     p->monitor = m;
     int rc = pthread_create(&m->thread, NULL, monitor_main, p);
     if (rc != 0) {

@@ -224,16 +224,22 @@ int gather__pool_start_worker(gather_pool *p, size_t limit, bool spare)
     if (!gather__sleep_admit(&p->sleep, limit, &alive))
         return EAGAIN;
     gather__worker *w = take_slot(p);
-    int rc = w != NULL ? spawn(p, w) : ENOMEM;
-    if (rc != 0) {
-        gather__sleep_unadmit(&p->sleep);
-        return rc;
-    }
-    /* relaxed: statistics, written under grow_lock. */
-    if (alive > atomic_load_explicit(&p->threads_peak, memory_order_relaxed))
+    /* Counted before the thread starts, so that a task it runs is never
+     * seen done before its thread is counted; undone if the start fails.
+     * relaxed: statistics, written under grow_lock. */
+    uint64_t peak = atomic_load_explicit(&p->threads_peak, memory_order_relaxed);
+    if (alive > peak)
         atomic_store_explicit(&p->threads_peak, alive, memory_order_relaxed);
     if (spare)
         add_to(&p->spares_started, 1);
+    int rc = w != NULL ? spawn(p, w) : ENOMEM;
+    if (rc != 0) {
+        atomic_store_explicit(&p->threads_peak, peak, memory_order_relaxed);
+        if (spare)
+            add_to(&p->spares_started, (uint64_t)-1);
+        gather__sleep_unadmit(&p->sleep);
+        return rc;
+    }
     return 0;
 }
 
