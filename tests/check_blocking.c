@@ -404,6 +404,67 @@ START_TEST(test_task_running_on_cpu_starts_no_spare)
 }
 END_TEST
 
+/* fib(n) with one task per call on the calling task's pool. */
+static int task_fib(void *arg, void **result)
+{
+    intptr_t n = (intptr_t)arg;
+    if (n < 2) {
+        *result = (void *)n;
+        return 0;
+    }
+    gather_future *f = NULL;
+    void *a = NULL, *b = NULL;
+    int rc = gather_submit(gather_current_pool(), task_fib, (void *)(n - 1), &f);
+    if (rc != 0)
+        return rc;
+    task_fib((void *)(n - 2), &b);
+    rc = gather_future_wait(f, &a);
+    gather_future_release(f);
+    *result = (void *)((intptr_t)a + (intptr_t)b);
+    return rc;
+}
+
+static int task_crunch(void *arg, void **result)
+{
+    uint64_t x = (uint64_t)(uintptr_t)arg + 1;
+    for (int i = 0; i < 20000; i++)
+        x = x * 6364136223846793005u + 1442695040888963407u;
+    *result = (void *)(uintptr_t)(x | 1);
+    return 0;
+}
+
+/* CPU-bound fork-join and a map on an elastic pool: the waits of fib park
+ * where new work wakes them (not blocked), and no task ever stalls in the
+ * kernel, so the pool never grows past `threads`. */
+START_TEST(test_cpu_bound_work_starts_no_spare)
+{
+    if (TU_VALGRIND)
+        return; /* see test_task_running_on_cpu_starts_no_spare */
+    gather_pool *p = pool_of(2, 8);
+    for (int round = 0; round < 3; round++) {
+        gather_future *f = NULL;
+        void *v = NULL;
+        ck_assert_int_eq(gather_submit(p, task_fib, (void *)(intptr_t)22, &f), 0);
+        ck_assert_int_eq(gather_future_wait(f, &v), 0);
+        ck_assert_int_eq((intptr_t)v, 17711);
+        gather_future_release(f);
+        enum { JOBS = 4000 };
+        static void *args[JOBS];
+        static gather_result res[JOBS];
+        for (size_t i = 0; i < JOBS; i++)
+            args[i] = (void *)(uintptr_t)i;
+        ck_assert_int_eq(gather_map(p, task_crunch, args, JOBS, res, 0), 0);
+        for (size_t i = 0; i < JOBS; i++)
+            ck_assert_ptr_nonnull(res[i].value);
+    }
+    gather_pool_stats st = stats_of(p);
+    ck_assert_uint_eq(st.spares_started, 0);
+    ck_assert_uint_eq(st.threads_peak, 2);
+    ck_assert_uint_eq(st.threads, 2);
+    ck_assert_int_eq(gather_pool_destroy(p), 0);
+}
+END_TEST
+
 /* ---- strict pools stay serial ---------------------------------------------------- */
 
 START_TEST(test_strict_pool_blocked_task_holds_the_only_thread)
@@ -1564,6 +1625,7 @@ int main(void)
     tcase_add_test(tc, test_task_blocked_on_mutex_lets_queued_task_start);
     tcase_add_test(tc, test_task_waiting_on_other_pool_lets_queued_task_start);
     tcase_add_test(tc, test_task_running_on_cpu_starts_no_spare);
+    tcase_add_test(tc, test_cpu_bound_work_starts_no_spare);
     tcase_add_test(tc, test_strict_pool_blocked_task_holds_the_only_thread);
     suite_add_tcase(s, tc);
 
