@@ -14,7 +14,13 @@
  * Tasks run small deterministic work chosen by the input (return a value,
  * fail with a code, wait on a gate, submit and wait for a child, submit a
  * detached child, poll for cancellation, gather_map subtasks, call the API
- * wrongly from inside a task). A task's code is a function of its argument,
+ * wrongly from inside a task, resize their own pool), some of it inside
+ * blocking regions (gather_blocking_begin/end: balanced, nested, or left
+ * unbalanced on purpose) or after a short sleep in a system call that an
+ * elastic pool's monitor notices. Pools are strict or elastic
+ * (max_threads), and are resized from the harness and from their tasks;
+ * their stats are held against the sizes ever set (threads_peak never
+ * above the largest max_threads). A task's code is a function of its argument,
  * so every outcome can be checked against the set of codes the task can
  * produce ("natural" codes), plus ECANCELED when the future reports
  * cancelled.
@@ -203,7 +209,9 @@ static void detached_wait_zero(void)
  *   bit 0        counted: a detached task on the default pool
  *   bits 1..6    "self": 1 + the record index of its own future, or 0
  *   bits 8..31   spec: up to three levels of one byte each, the task's own
- *                level first; a level is kind (bits 0..2) | param << 3.
+ *                level first; a level is kind (bits 0..2) | param << 3 |
+ *                block << 6 (enum block: what the task does around its
+ *                work with gather_blocking_begin/end).
  * The levels after the first describe the child of CHILD, DETACH and MAP.
  */
 enum kind {
@@ -222,8 +230,34 @@ enum kind {
                  pool with flags param & 3 (3 is invalid: EINVAL) */
     K_MISUSE  /* wrong calls from inside a task (shutdown of its own pool,
                  NULL arguments, waits for its own future); returns 0.
-                 param 1: cancel its own future (it keeps running) */
+                 param 1: cancel its own future (it keeps running);
+                 param bits 1-2 (enum inside_resize): resize its own pool */
 };
+
+/* Bits 6-7 of a spec level: blocking regions around the task's work. Every
+ * mode is bounded (sleeps of BLOCK_SLEEP_NS), so the fuzzer stays fast. */
+enum block {
+    B_NONE,
+    B_REGION,     /* begin, a short sleep, end; then the work */
+    B_NESTED,     /* begin, begin, a short sleep, end, the work (its waits
+                     and helping inside the region), end */
+    B_UNBALANCED  /* an end without a begin, then begin, begin, a short
+                     sleep, end: one region left open when the task returns
+                     (misuse: the pool must not be harmed) */
+};
+#define BLOCK_SLEEP_NS (100 * 1000)
+
+/* K_MISUSE param bits 1-2: gather_pool_resize() of the task's own pool.
+ * The sizes are fixed, so the harness knows every size a pool may get
+ * (see mark_inside_resizes). On the default pool only the sizes of
+ * DEFAULT_SIZES_* are set (restored at the end of the input). */
+enum inside_resize {
+    R_NONE,
+    R_ELASTIC,  /* (1, 4): one thread, up to four */
+    R_STRICT,   /* (2, 0): two threads, strict */
+    R_INVALID   /* (3, 2) and (1025, 0): EINVAL */
+};
+#define INSIDE_MAX_THREADS 4 /* the largest effective max_threads set */
 
 #define ARG_COUNTED ((uintptr_t)1)
 #define ARG_SELF_SHIFT 1
@@ -254,6 +288,11 @@ static unsigned spec_kind(uint32_t spec)
 static unsigned spec_param(uint32_t spec)
 {
     return (spec >> 3) & 7u;
+}
+
+static unsigned spec_block(uint32_t spec)
+{
+    return (spec >> 6) & 3u;
 }
 
 static uint32_t spec_child(uint32_t spec)
@@ -322,19 +361,30 @@ static uint32_t never_failing(uint32_t spec, int level)
         return 0;
     unsigned k = spec_kind(spec), p = spec_param(spec);
     uint32_t child = never_failing(spec_child(spec), level + 1) << 8;
+    uint32_t block = spec & 0xC0u; /* codes do not depend on it */
     switch (k) {
     case K_GATED:
-        return K_GATED;
+        return K_GATED | block;
     case K_CHILD:
-        return K_CHILD | ((p & 5u) << 3) | child;
+        return K_CHILD | ((p & 5u) << 3) | block | child;
     case K_DETACH:
-        return K_DETACH | (p << 3) | child;
+        return K_DETACH | (p << 3) | block | child;
     case K_POLL:
     case K_MISUSE:
-        return k | (p << 3);
+        return k | (p << 3) | block;
     default: /* K_FAIL, K_MAP: may fail */
-        return K_RETURN;
+        return K_RETURN | block;
     }
+}
+
+/* Does a task of this spec, or a descendant, resize its own pool? */
+static bool spec_resizes(uint32_t spec, int level)
+{
+    if (level == MAX_SPEC_LEVELS)
+        return false;
+    if (spec_kind(spec) == K_MISUSE)
+        return ((spec_param(spec) >> 1) & 3u) != R_NONE;
+    return spec_resizes(spec_child(spec), level + 1);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -343,6 +393,13 @@ static uint32_t never_failing(uint32_t spec, int level)
 
 /* Written once before the first input, read by tasks. */
 static gather_pool *default_pool;
+
+/* The default pool's sizes while an input runs: set before the first input
+ * and restored after each one that resized it (so that inputs do not
+ * disturb each other). Elastic, but bounded well below the library's
+ * default of 512 threads. */
+#define DEFAULT_MAX_THREADS 64
+static bool default_resized; /* the harness thread only */
 
 /* The futures of tasks submitted with "self" (K_MISUSE): set by the
  * harness right after gather_submit() returns; the task waits for it. */
@@ -525,6 +582,36 @@ static void misuse_own_future(gather_future *me, unsigned param)
     }
 }
 
+/* gather_pool_resize() of the task's own pool (K_MISUSE). Tasks may run
+ * while their pool drains: then a valid resize is refused. */
+static void resize_own_pool(gather_pool *cur, unsigned how)
+{
+    bool deflt = cur == default_pool;
+    int rc;
+    switch (how) {
+    case R_ELASTIC:
+        rc = deflt ? gather_pool_resize(NULL, 0, 8) : gather_pool_resize(cur, 1, 4);
+        break;
+    case R_STRICT:
+        rc = deflt ? gather_pool_resize(NULL, 0, 0) : gather_pool_resize(cur, 2, 0);
+        break;
+    case R_INVALID:
+        CHECK(gather_pool_resize(cur, 3, 2) == EINVAL,
+              "resize from a task, max_threads below threads");
+        CHECK(gather_pool_resize(cur, 1025, 0) == EINVAL,
+              "resize from a task, 1025 threads");
+        return;
+    default:
+        return;
+    }
+    TRACE("task resizes its %s pool (%s) -> %d", deflt ? "default" : "own",
+          how == R_ELASTIC ? "elastic" : "strict", rc);
+    CHECK(rc == 0 || rc == EAGAIN || (!deflt && rc == ESHUTDOWN),
+          "resize of its own pool from a task: %d", rc);
+    if (rc != ESHUTDOWN)
+        CHECK(gather_pool_threads(cur) >= 1, "threads after a resize");
+}
+
 static void task_misuse(uintptr_t arg)
 {
     gather_pool *cur = gather_current_pool();
@@ -544,9 +631,43 @@ static void task_misuse(uintptr_t arg)
     CHECK(gather_pool_stats_get(cur, NULL) == EINVAL, "stats NULL");
     CHECK(gather_pool_stats_get(cur, &st) == 0, "stats");
     CHECK(gather_pool_threads(cur) >= 1, "threads");
+    resize_own_pool(cur, (spec_param(arg_spec(arg)) >> 1) & 3u);
     unsigned self = arg_self(arg);
     if (self != 0)
         misuse_own_future(own_future(self), spec_param(arg_spec(arg)));
+}
+
+static void block_sleep(void)
+{
+    nanosleep(&(struct timespec){0, BLOCK_SLEEP_NS}, NULL);
+}
+
+/* Before the work: the regions that block (and open) enum block asks. */
+static void block_before(unsigned mode)
+{
+    switch (mode) {
+    case B_REGION:
+        gather_blocking_begin();
+        block_sleep();
+        gather_blocking_end();
+        break;
+    case B_NESTED:
+        gather_blocking_begin();
+        gather_blocking_begin();
+        block_sleep();
+        gather_blocking_end();
+        break; /* the outer region ends after the work */
+    case B_UNBALANCED:
+        gather_blocking_end(); /* none open: must be a no-op */
+        gather_blocking_begin();
+        gather_blocking_begin();
+        block_sleep();
+        gather_blocking_end();
+        break; /* one region left open */
+    default:
+        break;
+    }
+    CHECK(gather_current_pool() != NULL, "a task left its pool");
 }
 
 static int fuzz_task(void *arg, void **result)
@@ -554,8 +675,10 @@ static int fuzz_task(void *arg, void **result)
     uintptr_t a = (uintptr_t)arg;
     uint32_t spec = arg_spec(a);
     unsigned p = spec_param(spec);
+    unsigned block = spec_block(spec);
     int rc = 0;
     *result = value_of(a);
+    block_before(block);
     switch (spec_kind(spec)) {
     case K_RETURN:
         if (p & 1u)
@@ -588,6 +711,8 @@ static int fuzz_task(void *arg, void **result)
     default:
         break;
     }
+    if (block == B_NESTED)
+        gather_blocking_end();
     if (a & ARG_COUNTED)
         detached_add(-1); /* last: the input may end once it is 0 */
     return rc;
@@ -681,7 +806,15 @@ typedef struct pool_slot {
     gather_pool *pool;
     pool_state state;
     unsigned id;        /* this pool instance; 0 is the default pool */
-    size_t threads;     /* expected gather_pool_threads() */
+    size_t threads;     /* expected gather_pool_threads() (the harness's
+                           last create or resize) */
+    uint64_t threads_may; /* bit t: gather_pool_threads() may be t (t < 64;
+                           tasks resize too, see mark_inside_resizes) */
+    size_t max_ever;    /* the largest effective max_threads ever set:
+                           no stats may count more threads */
+    bool elastic_ever;  /* it was elastic at some time (spares possible) */
+    bool resized;       /* a resize may have changed its sizes */
+    bool inside;        /* its tasks may resize it (K_MISUSE) */
     uint64_t accepted;  /* tasks the harness submitted to it */
 } pool_slot;
 
@@ -730,7 +863,7 @@ static uint32_t read_spec(reader *r)
 {
     uint32_t spec = 0;
     for (int level = 0; level < MAX_SPEC_LEVELS; level++) {
-        uint8_t b = take(r) & 0x3F;
+        uint8_t b = take(r);
         spec |= (uint32_t)b << (8 * level);
         unsigned k = b & 7u;
         if (k != K_CHILD && k != K_DETACH && k != K_MAP)
@@ -750,6 +883,85 @@ static size_t cpu_count(void)
         n = online > 0 ? (size_t)online : 1;
     }
     return n > 1024 ? 1024 : n;
+}
+
+/* gather.h's rule for threads and max_threads (create and resize): true
+ * when valid, with the effective sizes. */
+static bool sizes_valid(size_t threads, size_t max, size_t *t, size_t *m)
+{
+    if (threads > 1024 || max > 4096 || (threads != 0 && max != 0 && max < threads))
+        return false;
+    *t = threads != 0 ? threads : cpu_count();
+    *m = max < *t ? *t : max;
+    return true;
+}
+
+static uint64_t threads_bit(size_t t)
+{
+    return t < 64 ? (uint64_t)1 << t : 0;
+}
+
+/* A create or resize of slot s set these (effective) sizes. */
+static void slot_sizes_set(pool_slot *s, size_t t, size_t m)
+{
+    s->threads = t;
+    s->threads_may |= threads_bit(t);
+    if (m > s->max_ever)
+        s->max_ever = m;
+    if (m > t)
+        s->elastic_ever = true;
+}
+
+/* A task submitted to slot s (or a descendant on s) may resize it with the
+ * sizes of resize_own_pool(). */
+static void mark_inside_resizes(pool_slot *s)
+{
+    s->resized = true;
+    s->inside = true;
+    s->threads_may |= threads_bit(1) | threads_bit(2);
+    if (s->max_ever < INSIDE_MAX_THREADS)
+        s->max_ever = INSIDE_MAX_THREADS;
+    s->elastic_ever = true;
+}
+
+/* A task that may resize its own pool (or a descendant, which may run on
+ * the default pool) went to slot `slot` (-1: the default pool). */
+static void mark_resizer(int slot)
+{
+    if (slot >= 0)
+        mark_inside_resizes(&h.pool[slot]);
+    default_resized = true;
+}
+
+/* gather_pool_threads() of slot s is one it can have. */
+static void check_slot_threads(const pool_slot *s, const char *where)
+{
+    size_t t = gather_pool_threads(s->pool);
+    if (!s->inside)
+        CHECK(t == s->threads, "%s: threads %zu, expected %zu", where, t,
+              s->threads);
+    else
+        CHECK((threads_bit(t) & s->threads_may) != 0 || t == s->threads,
+              "%s: threads %zu, not a size ever set (mask %#llx)", where, t,
+              (unsigned long long)s->threads_may);
+}
+
+/* Stats of slot s against the sizes ever set (any time, not only once
+ * drained). */
+static void check_slot_sizes(const pool_slot *s, const gather_pool_stats *st)
+{
+    CHECK(st->threads_peak <= s->max_ever && st->threads <= s->max_ever,
+          "threads %llu, peak %llu, but max_threads never above %zu",
+          (unsigned long long)st->threads, (unsigned long long)st->threads_peak,
+          s->max_ever);
+    if (!s->elastic_ever)
+        CHECK(st->spares_started == 0, "a pool never elastic started %llu "
+              "spares", (unsigned long long)st->spares_started);
+    if (!s->elastic_ever && !s->resized)
+        CHECK(st->threads == s->threads && st->threads_peak == s->threads,
+              "a strict pool of %zu threads: threads %llu, peak %llu",
+              s->threads, (unsigned long long)st->threads,
+              (unsigned long long)st->threads_peak);
 }
 
 static uint64_t full_mask(unsigned n)
@@ -988,19 +1200,23 @@ static void check_gathered(const list_args *l, const gather_result *res,
 /* Operations                                                               */
 /* ------------------------------------------------------------------------ */
 
-/* [slot][threads][options]: options bits 0-1 stack size, 2-3 name, 4 NULL
- * options, 5 NULL pool pointer, 6 a stack too large to map. */
-static void op_pool_create(reader *r)
+/* The thread counts and max_threads values a byte picks. Valid counts stay
+ * small (no input starts hundreds of threads); max_threads goes up to the
+ * limit, since spares start only for blocked tasks with work queued. */
+static const size_t threads_tab[] = {0, 1, 2, 3, 4, 5, 1025, SIZE_MAX};
+static const size_t max_tab[] = {0, 1, 2, 3, 4, 6, 8, 16,
+                                 64, 4096, 4097, 1025, SIZE_MAX, 2, 5, 0};
+
+/* Creates a pool in slot s with `threads`, `max` and options byte o (see
+ * op_pool_create), checking the code against gather.h. */
+static void create_in_slot(pool_slot *s, size_t threads, size_t max, uint8_t o)
 {
-    static const size_t threads_tab[] = {0, 1, 2, 3, 4, 5, 1025, SIZE_MAX};
     static const size_t stack_tab[] = {0, 64 * 1024, 1024 * 1024, SIZE_MAX};
     static const char *const name_tab[] = {NULL, "", "fz",
                                            "fuzz-pool-with-a-long-name"};
-    pool_slot *s = &h.pool[take(r) % POOL_SLOTS];
-    size_t threads = threads_tab[take(r) % 8];
-    uint8_t o = take(r);
     gather_pool_options opts = {0};
     opts.threads = threads;
+    opts.max_threads = max;
     opts.stack_size = (o & 0x40) ? SIZE_MAX / 4 : stack_tab[o & 3u];
     opts.name = name_tab[(o >> 2) & 3u];
     const gather_pool_options *op = (o & 0x10) ? NULL : &opts;
@@ -1012,11 +1228,14 @@ static void op_pool_create(reader *r)
         return;
     gather_pool *p = NULL;
     int rc = gather_pool_create(&p, op);
-    TRACE("create slot %d: threads %zu stack %zu name %s%s -> %d",
-          (int)(s - h.pool), threads, opts.stack_size,
+    TRACE("create slot %d: threads %zu max_threads %zu stack %zu name %s%s -> %d",
+          (int)(s - h.pool), threads, max, opts.stack_size,
           opts.name ? opts.name : "NULL", op ? "" : " (NULL options)", rc);
-    if (op != NULL && threads > 1024) {
-        CHECK(rc == EINVAL, "create with %zu threads: %d", threads, rc);
+    size_t t = cpu_count(), m = t;
+    if (op != NULL && !sizes_valid(threads, max, &t, &m)) {
+        CHECK(rc == EINVAL, "create with threads %zu, max_threads %zu: %d",
+              threads, max, rc);
+        CHECK(p == NULL, "failed create left a pool");
         return;
     }
     if (op != NULL && opts.stack_size == SIZE_MAX) {
@@ -1033,13 +1252,115 @@ static void op_pool_create(reader *r)
         return;
     }
     CHECK(p != NULL, "create returned 0 without a pool");
+    memset(s, 0, sizeof *s);
     s->pool = p;
     s->state = POOL_LIVE;
     s->id = ++h.pool_ids;
-    s->threads = (op != NULL && threads != 0) ? threads : cpu_count();
-    s->accepted = 0;
+    slot_sizes_set(s, t, m);
     CHECK(gather_pool_threads(p) == s->threads, "threads %zu, expected %zu",
           gather_pool_threads(p), s->threads);
+    gather_pool_stats st;
+    CHECK(gather_pool_stats_get(p, &st) == 0, "stats of a new pool");
+    check_slot_sizes(s, &st);
+}
+
+/* [slot][threads][options]: options bits 0-1 stack size, 2-3 name, 4 NULL
+ * options, 5 NULL pool pointer, 6 a stack too large to map. */
+static void op_pool_create(reader *r)
+{
+    pool_slot *s = &h.pool[take(r) % POOL_SLOTS];
+    size_t threads = threads_tab[take(r) % 8];
+    uint8_t o = take(r);
+    create_in_slot(s, threads, 0, o);
+}
+
+/* [slot][threads][max_threads][options]: an elastic pool (or EINVAL);
+ * options as for op_pool_create. */
+static void op_pool_create_elastic(reader *r)
+{
+    pool_slot *s = &h.pool[take(r) % POOL_SLOTS];
+    size_t threads = threads_tab[take(r) % 8];
+    size_t max = max_tab[take(r) % 16];
+    uint8_t o = take(r);
+    create_in_slot(s, threads, max, o);
+}
+
+/* [pool][threads][max_threads]: gather_pool_resize() from the harness
+ * thread. On the default pool (NULL) only invalid sizes, and valid ones
+ * with threads 0 (its threads stay the CPUs; finish_input restores its
+ * max_threads). */
+static void op_resize(reader *r)
+{
+    int slot;
+    gather_pool *p = pick_pool(take(r), &slot);
+    size_t threads = threads_tab[take(r) % 8];
+    size_t max = max_tab[take(r) % 16];
+    size_t t, m;
+    bool valid = sizes_valid(threads, max, &t, &m);
+    if (p == NULL) {
+        if (valid && threads != 0)
+            return;
+        int rc = gather_pool_resize(NULL, threads, max);
+        TRACE("resize default pool: threads %zu max_threads %zu -> %d",
+              threads, max, rc);
+        CHECK(valid ? rc == 0 || rc == EAGAIN : rc == EINVAL,
+              "resize of the default pool (%zu, %zu): %d", threads, max, rc);
+        CHECK(gather_pool_threads(NULL) == cpu_count(),
+              "the default pool's threads %zu", gather_pool_threads(NULL));
+        if (valid)
+            default_resized = true;
+        return;
+    }
+    pool_slot *s = &h.pool[slot];
+    bool shut = s->state == POOL_SHUT;
+    if (valid && !shut) { /* the sizes may apply before any check below */
+        s->resized = true;
+        slot_sizes_set(s, t, m);
+    }
+    int rc = gather_pool_resize(p, threads, max);
+    TRACE("resize slot %d: threads %zu max_threads %zu -> %d", slot, threads,
+          max, rc);
+    if (!valid)
+        CHECK(rc == EINVAL || (shut && rc == ESHUTDOWN),
+              "resize (%zu, %zu): %d", threads, max, rc);
+    else if (shut)
+        CHECK(rc == ESHUTDOWN, "resize of a shut-down pool: %d", rc);
+    else
+        CHECK(rc == 0 || rc == EAGAIN, "resize (%zu, %zu): %d", threads, max,
+              rc);
+    check_slot_threads(s, "after a resize");
+    gather_pool_stats st;
+    CHECK(gather_pool_stats_get(p, &st) == 0, "stats after a resize");
+    check_slot_sizes(s, &st);
+}
+
+/* [mode]: gather_blocking_begin/end on the harness thread, outside any
+ * task: no-ops, balanced or not. mode & 3: 0 begin, end; 1 begin only; 2
+ * end only; 3 (mode >> 2) begins, then as many ends. */
+static void op_blocking(reader *r)
+{
+    uint8_t mode = take(r);
+    switch (mode & 3u) {
+    case 0:
+        gather_blocking_begin();
+        gather_blocking_end();
+        break;
+    case 1:
+        gather_blocking_begin();
+        break;
+    case 2:
+        gather_blocking_end();
+        break;
+    default:
+        for (unsigned i = 0; i < (mode >> 2); i++)
+            gather_blocking_begin();
+        for (unsigned i = 0; i < (mode >> 2); i++)
+            gather_blocking_end();
+        break;
+    }
+    TRACE("blocking outside a task: mode %#x", mode);
+    CHECK(gather_current_pool() == NULL && !gather_cancel_requested(),
+          "blocking regions outside a task changed the thread");
 }
 
 /* [pool][flags] spec: flags 1 detached, 2 NULL fn, 4 "self" (K_MISUSE). */
@@ -1084,6 +1405,8 @@ static void op_submit(reader *r)
     }
     if (slot >= 0)
         h.pool[slot].accepted++;
+    if (spec_resizes(spec, 0))
+        mark_resizer(slot);
     if (detached)
         return;
     CHECK(f != NULL && f != (gather_future *)&h, "submit gave no future");
@@ -1335,6 +1658,9 @@ static void op_map(reader *r)
         res[i] = (gather_result){-12345, &res};
     if (!bad && n > 0 && !shut)
         gate_set(true);
+    for (size_t i = 0; !bad && !shut && i < nspecs; i++)
+        if (spec_resizes(arg_spec(spec_arg[i]), 0))
+            mark_resizer(slot); /* before the jobs can run */
     int rc = gather_map(p, fn, ap, count, rp, flags);
     TRACE("gather_map on %d: n %zu (passed %zu) mode %u flags %#x -> %d", slot,
           n, count, mode, flags, rc);
@@ -1426,6 +1752,11 @@ static void check_drained_stats(const pool_slot *s)
           (unsigned long long)st.cancelled);
     CHECK(st.submitted >= s->accepted, "submitted %llu < accepted %llu",
           (unsigned long long)st.submitted, (unsigned long long)s->accepted);
+    check_slot_sizes(s, &st);
+    /* No thread is being started now: the peak counts every live one. */
+    CHECK(st.threads <= st.threads_peak, "drained: threads %llu above the "
+          "peak %llu", (unsigned long long)st.threads,
+          (unsigned long long)st.threads_peak);
 }
 
 /* [pool][flags]: flags 0, CANCEL_PENDING, or an unknown bit. */
@@ -1451,7 +1782,7 @@ static void op_shutdown(reader *r)
     s->state = POOL_SHUT;
     check_pool_tasks_done(s->id);
     check_drained_stats(s);
-    CHECK(gather_pool_threads(p) == s->threads, "threads after shutdown");
+    check_slot_threads(s, "after shutdown");
 }
 
 /* [pool] */
@@ -1485,16 +1816,20 @@ static void op_stats(reader *r)
         return;
     }
     int rc = gather_pool_stats_get(p, &st);
-    TRACE("stats of %d -> %d: submitted %llu completed %llu cancelled %llu",
-          slot, rc, (unsigned long long)st.submitted,
-          (unsigned long long)st.completed, (unsigned long long)st.cancelled);
+    TRACE("stats of %d -> %d: submitted %llu completed %llu cancelled %llu "
+          "threads %llu peak %llu spares %llu", slot, rc,
+          (unsigned long long)st.submitted, (unsigned long long)st.completed,
+          (unsigned long long)st.cancelled, (unsigned long long)st.threads,
+          (unsigned long long)st.threads_peak,
+          (unsigned long long)st.spares_started);
     CHECK(rc == 0, "stats: %d", rc);
     if (slot < 0)
         return;
     CHECK(st.submitted >= h.pool[slot].accepted, "submitted %llu < %llu",
           (unsigned long long)st.submitted,
           (unsigned long long)h.pool[slot].accepted);
-    CHECK(gather_pool_threads(p) == h.pool[slot].threads, "threads");
+    check_slot_threads(&h.pool[slot], "stats");
+    check_slot_sizes(&h.pool[slot], &st);
     if (h.pool[slot].state == POOL_SHUT)
         check_drained_stats(&h.pool[slot]);
 }
@@ -1534,11 +1869,16 @@ static void op_inspect(reader *r)
 
 typedef void (*op_fn)(reader *r);
 
+/* Opcodes 0..15 are those of version 0.1's harness; 16.. came with
+ * elastic pools. Inputs of 0.1 keep their meaning once converted: opcode
+ * bytes modulo 16, spec bytes masked to bits 0-5 (kind 7: bits 0-3); see
+ * tests/fuzz/regressions/README.md. */
 static const op_fn ops[] = {
     op_pool_create, op_submit,  op_wait,    op_wait_for,
     op_cancel,      op_on_done, op_ref,     op_gather_futures,
     op_gather_all,  op_map,     op_wait_any, op_shutdown,
     op_destroy,     op_stats,   op_gate,    op_inspect,
+    op_pool_create_elastic, op_resize, op_blocking,
 };
 #define N_OPS (sizeof ops / sizeof ops[0])
 
@@ -1547,6 +1887,7 @@ static const char *const op_names[N_OPS] = {
     "cancel",      "on_done", "ref",      "gather_futures",
     "gather_all",  "map",     "wait_any", "shutdown",
     "destroy",     "stats",   "gate",     "inspect",
+    "pool_create_elastic", "resize", "blocking",
 };
 
 /* ------------------------------------------------------------------------ */
@@ -1560,6 +1901,16 @@ static int report_pool(void *arg, void **result)
     return 0;
 }
 
+/* The default pool's sizes for every input: the CPUs, elastic up to
+ * DEFAULT_MAX_THREADS. */
+static void set_default_sizes(void)
+{
+    int rc = gather_pool_resize(NULL, 0, DEFAULT_MAX_THREADS);
+    CHECK(rc == 0, "resize of the default pool: %d", rc);
+    CHECK(gather_pool_threads(NULL) == cpu_count(), "default pool threads");
+    default_resized = false;
+}
+
 /* Once per process: the default pool's address (for tasks to tell it). */
 static void init_once(void)
 {
@@ -1570,6 +1921,7 @@ static void init_once(void)
     gather_future_release(f);
     default_pool = v;
     CHECK(gather_pool_threads(NULL) >= 1, "default pool threads");
+    set_default_sizes();
     char version[32];
     snprintf(version, sizeof version, "%d.%d.%d", GATHER_VERSION_MAJOR,
              GATHER_VERSION_MINOR, GATHER_VERSION_PATCH);
@@ -1611,6 +1963,8 @@ static void finish_input(void)
     for (size_t i = 0; i < h.nrec; i++)
         wait_callbacks(i);
     detached_wait_zero();
+    if (default_resized)
+        set_default_sizes();
     for (size_t i = 0; i < h.nrec; i++) {
         for (int k = 0; k < h.rec[i].user_refs; k++)
             gather_future_release(h.rec[i].f);

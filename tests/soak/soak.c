@@ -4,8 +4,10 @@
  *   soak [--seconds S] [--seed N] [--threads T] [--watchdog S]
  *
  * T driver threads (default 4) run random operations for S seconds (default
- * 10) on two shared pools (one and three threads), the default pool, and
- * short-lived pools of their own (one to four threads): submits, nested
+ * 10) on four shared pools (strict ones of one and three threads; elastic
+ * ones of one and two threads, max_threads up to 8), the default pool
+ * (elastic), and short-lived pools of their own (strict, one to four
+ * threads, or elastic, one or two threads up to 2-8): submits, nested
  * fork-join tasks (depth up to 3), gather_futures in every mode, aggregates
  * (nested, cancelled), gather_map, cancels of pending and running tasks,
  * timed waits, gather_wait_any, done callbacks, releases in any order (also
@@ -16,7 +18,14 @@
  *
  * Tasks do a little random work, sometimes fail with a code, sometimes block
  * briefly, and some block on a gate that the driver opens (a "strict" gate:
- * while it is closed, the task can only end by being cancelled).
+ * while it is closed, the task can only end by being cancelled). Tasks also
+ * block in the kernel the way IO does: a nanosleep of 0-2 ms, a blocking
+ * read of a pipe that a feeder thread writes (one byte per reader, a little
+ * later), a mutex that a holder thread keeps for up to 1.5 ms; some inside
+ * gather_blocking_begin/end regions (around a sleep, nested, and around a
+ * fork-join gather that helps). Pools are resized (gather_pool_resize) from
+ * the drivers while their tasks block, from inside tasks, and from the
+ * shutdown helper while the pool drains; invalid sizes must give EINVAL.
  *
  * What is checked (a violation prints what broke and the seed, and aborts):
  *   - every task body runs at most once, on the pool it was submitted to;
@@ -40,6 +49,14 @@
  *   - each pool's stats add up once it is drained: submitted == completed +
  *     cancelled, completed == the task bodies the test counted, cancelled ==
  *     the cancellations it saw;
+ *   - threads and threads_peak (at any time) never exceed the largest
+ *     max_threads ever set on the pool (a resize down may leave the peak
+ *     above the new max, never above that one); a strict pool never
+ *     resized reports threads == threads_peak == its size and no spares;
+ *     every resize with valid sizes returns 0 or EAGAIN (ESHUTDOWN once its
+ *     pool is shut down), and gather_pool_threads() then reports the new
+ *     size; after the drain of an elastic pool its spares exit (threads
+ *     falls back to its `threads` within the 10 s SPEC.md allows);
  *   - at exit every record, gate and aggregate tracker was freed (and
  *     LeakSanitizer, in AddressSanitizer builds, finds no leak).
  *
@@ -62,6 +79,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #if defined(__GNUC__)
 #define SOAK_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
@@ -176,20 +194,20 @@ static void await(bool (*cond)(void *), void *arg)
 
 enum op {
     OP_SUBMIT, OP_NESTED, OP_GATHER, OP_GATHER_ALL, OP_MAP, OP_CANCEL,
-    OP_WAIT_FOR, OP_WAIT_ANY, OP_CALLBACKS, OP_RELEASE, OP_PRIVATE_POOL,
-    OP_COUNT
+    OP_WAIT_FOR, OP_WAIT_ANY, OP_CALLBACKS, OP_RELEASE, OP_RESIZE,
+    OP_PRIVATE_POOL, OP_COUNT
 };
 
 static const char *const op_names[OP_COUNT] = {
     "submit", "nested", "gather_futures", "gather_all", "gather_map",
     "cancel", "wait_for", "wait_any", "callbacks", "release_early",
-    "private_pool",
+    "resize", "private_pool",
 };
 
 /* How often each op is drawn (out of the sum); inside a private pool the
  * last one is never drawn. */
 static const unsigned op_weights[OP_COUNT] = {10, 8, 10, 8, 6, 8,
-                                              5,  5,  6, 6, 4};
+                                              5,  5,  6, 6, 5, 4};
 
 enum event {
     EV_TASK_RUN, EV_DETACHED_RUN, EV_FUTURE_DONE, EV_CANCEL_WON,
@@ -197,7 +215,11 @@ enum event {
     EV_GATHER_RETURN_ERRORS, EV_GATHER_CANCEL_ON_ERROR, EV_AGGREGATE,
     EV_AGGREGATE_CANCELLED, EV_MAP_TASK, EV_TIMEOUT, EV_CALLBACK,
     EV_POOL_CREATED, EV_SHUTDOWN_PLAIN, EV_SHUTDOWN_CANCEL, EV_DESTROY_BUSY,
-    EV_REFUSED, EV_DRAIN_CHILD, EV_DEFAULT_POOL_OP, EV_COUNT
+    EV_REFUSED, EV_DRAIN_CHILD, EV_DEFAULT_POOL_OP,
+    EV_BLOCK_SLEEP, EV_BLOCK_PIPE, EV_BLOCK_MUTEX, EV_BLOCK_REGION,
+    EV_BLOCK_NESTED, EV_REGION_GATHER, EV_RESIZE_OUTSIDE, EV_RESIZE_INSIDE,
+    EV_RESIZE_REFUSED, EV_RESIZE_INVALID, EV_ELASTIC_POOL, EV_SPARES_EXITED,
+    EV_COUNT
 };
 
 static const char *const ev_names[EV_COUNT] = {
@@ -210,6 +232,12 @@ static const char *const ev_names[EV_COUNT] = {
     "shutdowns (CANCEL_PENDING, busy)", "destroys while busy",
     "submits refused after shutdown", "subtasks submitted during a drain",
     "ops on the default pool",
+    "tasks blocked in nanosleep", "tasks blocked reading a pipe",
+    "tasks blocked on a held mutex", "blocking regions", "nested regions",
+    "fork-join gathers inside a region", "resizes from outside",
+    "resizes from inside tasks", "resizes refused (ESHUTDOWN)",
+    "resizes with invalid sizes", "private elastic pools",
+    "elastic pools whose spares exited",
 };
 
 static _Atomic uint64_t events[EV_COUNT];
@@ -239,9 +267,20 @@ typedef struct pool_ctx {
                                         never submitted */
     _Atomic uint64_t map_never_ran;  /* gather_map entries queued, never run */
     _Atomic long checks_pending;     /* completion checks not finished */
+    /* Sizes (set before the pool is shared, then only raised). */
+    size_t threads0;                 /* threads when created */
+    bool elastic0;                   /* max_threads > threads when created */
+    bool resizable;                  /* resizes with valid sizes allowed */
+    _Atomic size_t max_ever;         /* the largest effective max_threads
+                                        ever set: raised before each create
+                                        or resize that sets it */
+    _Atomic bool resized;            /* a valid resize was (maybe) made */
+    _Atomic bool inside_resizes;     /* tasks of it may resize it */
+    bool private_pool;               /* one driver's own */
 } pool_ctx;
 
-static pool_ctx shared_ctx[2];
+enum { N_SHARED = 4 }; /* strict 1 and 3 threads, elastic 1 and 2 */
+static pool_ctx shared_ctx[N_SHARED];
 static pool_ctx default_ctx;
 static gather_pool *default_pool; /* as gather_current_pool() names it */
 
@@ -253,6 +292,83 @@ static uint64_t ld(_Atomic uint64_t *v)
 static void add(_Atomic uint64_t *v, uint64_t n)
 {
     atomic_fetch_add(v, n);
+}
+
+/* ---- pool sizes --------------------------------------------------------- */
+
+static size_t cpus; /* as the library counts them (threads == 0) */
+
+static size_t count_cpus(void)
+{
+    size_t n = 0;
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        n = (size_t)CPU_COUNT(&set);
+#endif
+    if (n == 0) {
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        n = online > 0 ? (size_t)online : 1;
+    }
+    return n > 1024 ? 1024 : n;
+}
+
+/* The effective sizes of (threads, max_threads) as gather.h defines them. */
+static size_t eff_threads(size_t threads)
+{
+    return threads != 0 ? threads : cpus;
+}
+
+static size_t eff_max(size_t threads, size_t max)
+{
+    size_t t = eff_threads(threads);
+    return max < t ? t : max;
+}
+
+/* Before a create or resize that may set (threads, max): no stats may count
+ * more threads than the largest max ever set. */
+static void raise_max_ever(pool_ctx *ctx, size_t threads, size_t max)
+{
+    size_t m = eff_max(threads, max);
+    size_t old = atomic_load(&ctx->max_ever);
+    while (old < m && !atomic_compare_exchange_weak(&ctx->max_ever, &old, m))
+        ;
+}
+
+/* Sizes a driver or task picks for an elastic-capable pool: threads 1-2
+ * (now and then 0: the CPUs), max_threads 0 (strict) or up to 8. */
+static void pick_sizes(rng *g, size_t *threads, size_t *max)
+{
+    *threads = one_in(g, 8) ? 0 : 1 + below(g, 2);
+    size_t t = eff_threads(*threads);
+    if (one_in(g, 4))
+        *max = 0;
+    else
+        *max = t >= 8 ? t : t + below(g, (uint32_t)(8 - t + 1));
+}
+
+/*
+ * A pool's thread counts against the sizes ever set, at any time: read the
+ * stats first, then max_ever (a resize raises max_ever before it can start
+ * a thread). `quiet`: no task runs and none is queued, so no thread is
+ * being started (the peak then counts every live thread).
+ */
+static void check_sizes(pool_ctx *ctx, const gather_pool_stats *s, bool quiet)
+{
+    size_t max = atomic_load(&ctx->max_ever);
+    CHECK(s->threads_peak <= max && s->threads <= max,
+          "%s pool: threads %llu, peak %llu, but max_threads was never above "
+          "%zu", ctx->name, (ull)s->threads, (ull)s->threads_peak, max);
+    if (!ctx->elastic0 && !atomic_load(&ctx->resized))
+        CHECK(s->threads == ctx->threads0 && s->threads_peak == ctx->threads0 &&
+              s->spares_started == 0,
+              "%s pool (strict, %zu threads, never resized): threads %llu, "
+              "peak %llu, spares started %llu", ctx->name, ctx->threads0,
+              (ull)s->threads, (ull)s->threads_peak, (ull)s->spares_started);
+    if (quiet)
+        CHECK(s->threads <= s->threads_peak,
+              "%s pool, quiet: threads %llu above the peak %llu", ctx->name,
+              (ull)s->threads, (ull)s->threads_peak);
 }
 
 /* ---- gates -------------------------------------------------------------- */
@@ -325,6 +441,12 @@ typedef struct task_rec {
     bool drain_kids;        /* after its gate: submits children to its own
                                pool, which is draining, and checks them */
     bool probe_shutdown;    /* its pool's shutdown from inside: EDEADLK */
+    uint8_t blk;            /* enum blk: how it blocks in the kernel */
+    uint32_t blk_us;        /* ... for this long (sleeps, regions) */
+    bool region_gather;     /* depth > 0: gathers its children inside a
+                               blocking region */
+    bool resize_inside;     /* resizes its own pool to the sizes below */
+    size_t rs_threads, rs_max;
     /* Set by the creator before it lets go of the record. */
     bool has_future;        /* the completion check is attached */
     _Atomic int cb_expected; /* ordered extra callbacks */
@@ -420,6 +542,36 @@ static bool plausible_failure(int code)
     return false;
 }
 
+/* How a task blocks in the kernel, besides polling naps and gates. */
+enum blk {
+    BLK_NONE,
+    BLK_SLEEP,  /* nanosleep of blk_us (0-2 ms) */
+    BLK_PIPE,   /* a blocking read of the pipe the feeder thread writes */
+    BLK_MUTEX,  /* the mutex the holder thread keeps for up to 1.5 ms */
+    BLK_REGION, /* gather_blocking_begin, a sleep, end */
+    BLK_NESTED, /* begin, a sleep, begin, the held mutex or the pipe, end,
+                   end */
+    BLK_COUNT
+};
+
+static void plan_blocking(task_rec *r, rng *g, enum blk kind)
+{
+    r->blk = (uint8_t)kind;
+    r->blk_us = below(g, 2001);
+}
+
+/* A task resizes its own pool (elastic-capable pools only). The largest
+ * max it may set counts from now on, before it can run. */
+static void plan_resize_inside(task_rec *r, rng *g)
+{
+    pool_ctx *ctx = r->ctx;
+    r->resize_inside = true;
+    pick_sizes(g, &r->rs_threads, &r->rs_max);
+    atomic_store(&ctx->inside_resizes, true);
+    atomic_store(&ctx->resized, true);
+    raise_max_ever(ctx, r->rs_threads, r->rs_max);
+}
+
 /* A plain task: a little work, sometimes a failure, a short block. */
 static void plan_plain(task_rec *r, rng *g)
 {
@@ -429,6 +581,11 @@ static void plan_plain(task_rec *r, rng *g)
     if (one_in(g, 8))
         r->block_us = 20 + below(g, 1500);
     r->probe_shutdown = r->ctx->pool != NULL && one_in(g, 32);
+    if (one_in(g, 4))
+        plan_blocking(r, g, (enum blk)(1 + below(g, BLK_COUNT - 1)));
+    r->region_gather = one_in(g, 3);
+    if (r->ctx->resizable && one_in(g, 40))
+        plan_resize_inside(r, g);
 }
 
 /* ---- the task body ------------------------------------------------------ */
@@ -482,6 +639,153 @@ static bool block_briefly(task_rec *r)
     return true;
 }
 
+/* ---- blocking in the kernel --------------------------------------------- */
+
+/* The pipe: a reader counts itself in pipe_requested, then blocks in
+ * read(); the feeder writes one byte per request, each after a short nap,
+ * so a reader really waits in the kernel (the pipe is empty otherwise). */
+static int pipe_fd[2];
+static _Atomic uint64_t pipe_requested, pipe_written;
+/* The held mutex: the holder thread keeps it locked for up to 1.5 ms at a
+ * time. */
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic uint64_t held_sink;
+static _Atomic bool stop_blockers;
+static pthread_t feeder_thread, holder_thread;
+
+static void *feeder_main(void *arg)
+{
+    rng g = {(uint64_t)(uintptr_t)arg};
+    while (!atomic_load(&stop_blockers)) {
+        if (atomic_load(&pipe_written) >= atomic_load(&pipe_requested)) {
+            nap_us(100);
+            continue;
+        }
+        nap_us(20 + below(&g, 400));
+        char c = 'x';
+        ssize_t n;
+        do
+            n = write(pipe_fd[1], &c, 1);
+        while (n < 0 && errno == EINTR);
+        CHECK(n == 1, "pipe write: %zd (errno %d)", n, errno);
+        atomic_fetch_add(&pipe_written, 1);
+    }
+    return NULL;
+}
+
+static void *holder_main(void *arg)
+{
+    rng g = {(uint64_t)(uintptr_t)arg};
+    while (!atomic_load(&stop_blockers)) {
+        pthread_mutex_lock(&held_lock);
+        nap_us(100 + below(&g, 1400));
+        pthread_mutex_unlock(&held_lock);
+        nap_us(50 + below(&g, 400));
+    }
+    return NULL;
+}
+
+static void start_blockers(uint64_t seed)
+{
+    CHECK(pipe(pipe_fd) == 0, "pipe: errno %d", errno);
+    int rc = pthread_create(&feeder_thread, NULL, feeder_main,
+                            (void *)(uintptr_t)(seed ^ 0xfeed));
+    CHECK(rc == 0, "pthread_create: %d", rc);
+    rc = pthread_create(&holder_thread, NULL, holder_main,
+                        (void *)(uintptr_t)(seed ^ 0x401d));
+    CHECK(rc == 0, "pthread_create: %d", rc);
+}
+
+/* Once every task is done: every reader got its byte. */
+static void stop_blockers_now(void)
+{
+    atomic_store(&stop_blockers, true);
+    pthread_join(feeder_thread, NULL);
+    pthread_join(holder_thread, NULL);
+    CHECK(atomic_load(&pipe_written) == atomic_load(&pipe_requested),
+          "pipe: %llu bytes written for %llu readers",
+          (ull)atomic_load(&pipe_written), (ull)atomic_load(&pipe_requested));
+    close(pipe_fd[0]);
+    close(pipe_fd[1]);
+}
+
+static void read_pipe(void)
+{
+    atomic_fetch_add(&pipe_requested, 1);
+    char c = 0;
+    ssize_t n;
+    do
+        n = read(pipe_fd[0], &c, 1);
+    while (n < 0 && errno == EINTR);
+    CHECK(n == 1 && c == 'x', "pipe read: %zd (errno %d)", n, errno);
+}
+
+static void take_held_lock(void)
+{
+    pthread_mutex_lock(&held_lock);
+    atomic_fetch_add_explicit(&held_sink, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&held_lock);
+}
+
+/* The task blocks as planned; it stays on its pool throughout. */
+static void block_in_kernel(task_rec *r)
+{
+    gather_pool *before = gather_current_pool();
+    switch ((enum blk)r->blk) {
+    case BLK_SLEEP:
+        count(EV_BLOCK_SLEEP);
+        nap_us(r->blk_us);
+        break;
+    case BLK_PIPE:
+        count(EV_BLOCK_PIPE);
+        read_pipe();
+        break;
+    case BLK_MUTEX:
+        count(EV_BLOCK_MUTEX);
+        take_held_lock();
+        break;
+    case BLK_REGION:
+        count(EV_BLOCK_REGION);
+        gather_blocking_begin();
+        nap_us(r->blk_us);
+        gather_blocking_end();
+        break;
+    case BLK_NESTED:
+        count(EV_BLOCK_NESTED);
+        gather_blocking_begin();
+        nap_us(r->blk_us / 2);
+        gather_blocking_begin();
+        if (r->blk_us & 1)
+            read_pipe();
+        else
+            take_held_lock();
+        gather_blocking_end();
+        gather_blocking_end();
+        break;
+    case BLK_NONE:
+    case BLK_COUNT:
+        break;
+    }
+    CHECK(gather_current_pool() == before,
+          "task %llu: on pool %p after blocking, %p before", (ull)r->token,
+          (void *)gather_current_pool(), (void *)before);
+}
+
+/* The task resizes its own pool (its ctx raised max_ever when planned). */
+static void resize_from_inside(task_rec *r)
+{
+    gather_pool *p = gather_current_pool();
+    CHECK(p == r->ctx->pool, "resizing task on the wrong pool");
+    int rc = gather_pool_resize(p, r->rs_threads, r->rs_max);
+    CHECK(rc == 0 || rc == EAGAIN || rc == ESHUTDOWN,
+          "task %llu: resize of its pool (%zu, %zu): %d", (ull)r->token,
+          r->rs_threads, r->rs_max, rc);
+    count(rc == ESHUTDOWN ? EV_RESIZE_REFUSED : EV_RESIZE_INSIDE);
+    /* Invalid sizes from a task: refused, nothing changes. */
+    rc = gather_pool_resize(p, 3, 2);
+    CHECK(rc == EINVAL, "resize (3, 2) from a task: %d", rc);
+}
+
 static int task_main(void *arg, void **result);
 static int run_children(task_rec *parent);
 static int drain_children(task_rec *parent);
@@ -491,6 +795,10 @@ static int task_work(task_rec *r)
     r->spin_out = spin(r->work, r->token);
     if (r->probe_shutdown)
         probe_own_shutdown(r);
+    if (r->resize_inside)
+        resize_from_inside(r);
+    if (r->blk != BLK_NONE)
+        block_in_kernel(r);
     if (r->gate != NULL && !pass_gate(r, r->polls_cancel && !r->drain_kids))
         return cancelled_code(r);
     if (r->block_us > 0 && !block_briefly(r))
@@ -745,6 +1053,13 @@ static int run_children(task_rec *parent)
         fs[i] = submit_tracked(kids[i], NULL);
     }
     int rc;
+    /* Fork-join inside a blocking region: the waits below help (run other
+     * tasks on this thread) while the task counts as blocked. */
+    bool region = parent->region_gather;
+    if (region) {
+        gather_blocking_begin();
+        count(EV_REGION_GATHER);
+    }
     if (how == 3) {
         size_t order[MAX_KIDS];
         shuffled(order, n, &g);
@@ -766,6 +1081,8 @@ static int run_children(task_rec *parent)
     } else {
         rc = gather_futures(fs, n, res, flags);
     }
+    if (region)
+        gather_blocking_end();
     count_mode(flags);
     check_gathered(kids, n, res, flags, rc, "nested gather");
     bool failed = any_failed(res, n);
@@ -1011,6 +1328,7 @@ static void op_gather(driver *d, pool_ctx *ctx)
         if (strict && i == 0) { /* fails at once */
             recs[i]->plan = fail_codes[below(&d->g, N_FAIL_CODES)];
             recs[i]->block_us = 0;
+            recs[i]->blk = BLK_NONE;
             recs[i]->probe_shutdown = false;
         } else if (i <= gated && strict) {
             recs[i]->gate = gate_ref(gt);
@@ -1357,8 +1675,10 @@ static void op_map(driver *d, pool_ctx *ctx)
     for (size_t i = 0; i < n; i++) {
         recs[i] = rec_new(ctx, rnd(&d->g));
         plan_plain(recs[i], &d->g);
-        if (n > 64)
+        if (n > 64) {
             recs[i]->block_us = 0;
+            recs[i]->blk = BLK_NONE;
+        }
         if (flags & GATHER_CANCEL_ON_ERROR)
             atomic_store(&recs[i]->cancel_possible, true);
     }
@@ -1718,6 +2038,77 @@ static void op_release(driver *d, pool_ctx *ctx)
     }
 }
 
+/* ---- op: resize ---------------------------------------------------------- */
+
+/* Sizes gather.h refuses with EINVAL. */
+static void resize_invalid(driver *d, pool_ctx *ctx)
+{
+    static const size_t bad[][2] = {{3, 2},    {2, 1},        {1025, 0},
+                                    {1, 4097}, {SIZE_MAX, 0}, {0, SIZE_MAX}};
+    size_t k = below(&d->g, sizeof bad / sizeof bad[0]);
+    int rc = gather_pool_resize(ctx->pool, bad[k][0], bad[k][1]);
+    CHECK(rc == EINVAL, "resize of the %s pool to (%zu, %zu): %d", ctx->name,
+          bad[k][0], bad[k][1], rc);
+    count(EV_RESIZE_INVALID);
+}
+
+/*
+ * Tasks that block in the kernel (and some that resize from inside), a
+ * resize (or two) while they block, then the waits. On pools that must keep
+ * their sizes (the strict shared pools, the default pool) only invalid
+ * sizes, which change nothing.
+ */
+static void op_resize(driver *d, pool_ctx *ctx)
+{
+    if (!ctx->resizable || one_in(&d->g, 4))
+        resize_invalid(d, ctx);
+    if (!ctx->resizable)
+        return;
+    enum { N = 8 };
+    size_t n = 1 + below(&d->g, N);
+    task_rec *recs[N];
+    gather_future *fs[N];
+    for (size_t i = 0; i < n; i++) {
+        recs[i] = rec_new(ctx, rnd(&d->g));
+        plan_plain(recs[i], &d->g);
+        plan_blocking(recs[i], &d->g, (enum blk)(1 + below(&d->g, BLK_COUNT - 1)));
+        fs[i] = submit_tracked(recs[i], NULL);
+    }
+    phase(d, "resize: resizing");
+    for (unsigned k = 1 + one_in(&d->g, 2); k > 0; k--) {
+        if (one_in(&d->g, 2))
+            nap_us(below(&d->g, 1500));
+        size_t threads, max;
+        pick_sizes(&d->g, &threads, &max);
+        /* Before the call: its threads may start before it returns. */
+        atomic_store(&ctx->resized, true);
+        raise_max_ever(ctx, threads, max);
+        int rc = gather_pool_resize(ctx->pool, threads, max);
+        CHECK(rc == 0 || rc == EAGAIN, "resize of the %s pool to (%zu, %zu): "
+              "%d", ctx->name, threads, max, rc);
+        count(EV_RESIZE_OUTSIDE);
+        /* Only this driver resizes a private pool from outside; its tasks
+         * may too. */
+        if (ctx->private_pool && !atomic_load(&ctx->inside_resizes))
+            CHECK(gather_pool_threads(ctx->pool) == eff_threads(threads),
+                  "%s pool resized to %zu threads reports %zu", ctx->name,
+                  eff_threads(threads), gather_pool_threads(ctx->pool));
+        gather_pool_stats s;
+        CHECK(gather_pool_stats_get(ctx->pool, &s) == 0, "stats");
+        check_sizes(ctx, &s, false);
+    }
+    phase(d, "resize: waiting");
+    size_t order[N];
+    shuffled(order, n, &d->g);
+    for (size_t k = 0; k < n; k++) {
+        size_t i = order[k];
+        void *value = NULL;
+        int rc = gather_future_wait(fs[i], &value);
+        check_waited(recs[i], fs[i], rc, value, "resize+wait");
+    }
+    release_all(fs, recs, n, &d->g);
+}
+
 /* ---- op: a private pool, shut down while busy --------------------------- */
 
 /* Reads a pool's stats once it is drained and the test's counts settled. */
@@ -1750,6 +2141,29 @@ static void check_stats(pool_ctx *ctx, const gather_pool_stats *s)
           "detached, %llu map entries (+%llu unknown)", ctx->name,
           (ull)s->cancelled, (ull)seen, (ull)(dacc - druns), (ull)never,
           (ull)x);
+    check_sizes(ctx, s, true);
+}
+
+/* After the drain of an elastic pool: its threads beyond `threads` exit
+ * once idle (1 s in this version; SPEC.md allows up to 10 s). */
+static void await_spares_exit(pool_ctx *ctx)
+{
+    size_t t = gather_pool_threads(ctx->pool);
+    uint64_t deadline = now_ns() + 12000000000u;
+    gather_pool_stats s;
+    for (;;) {
+        CHECK(gather_pool_stats_get(ctx->pool, &s) == 0, "stats");
+        if (s.threads == t)
+            break;
+        CHECK(s.threads > t, "%s pool, drained: %llu threads, fewer than its "
+              "%zu", ctx->name, (ull)s.threads, t);
+        CHECK(now_ns() < deadline, "%s pool, drained: %llu threads 12 s on, "
+              "its size is %zu (spares never exited)", ctx->name,
+              (ull)s.threads, t);
+        nap_us(20000);
+    }
+    check_sizes(ctx, &s, true);
+    count(EV_SPARES_EXITED);
 }
 
 static bool checks_settled(void *arg)
@@ -1772,7 +2186,25 @@ typedef struct shut_helper {
     size_t n;
     task_rec *recs[HELPER_KEEP];
     gather_future *fs[HELPER_KEEP];
+    bool resizes;       /* resizes the pool while submitting, and after */
 } shut_helper;
+
+/* A resize by the helper, racing with the shutdown: refused once the pool
+ * is shut down. `refused`: a submit was refused already, so it must be. */
+static void helper_resize(shut_helper *h, rng *g, bool refused)
+{
+    size_t threads, max;
+    pick_sizes(g, &threads, &max);
+    atomic_store(&h->ctx->resized, true);
+    raise_max_ever(h->ctx, threads, max);
+    int rc = gather_pool_resize(h->ctx->pool, threads, max);
+    if (refused)
+        CHECK(rc == ESHUTDOWN, "resize after a refused submit: %d", rc);
+    else
+        CHECK(rc == 0 || rc == EAGAIN || rc == ESHUTDOWN,
+              "resize racing with a shutdown: %d", rc);
+    count(rc == ESHUTDOWN ? EV_RESIZE_REFUSED : EV_RESIZE_OUTSIDE);
+}
 
 static void *helper_main(void *arg)
 {
@@ -1798,7 +2230,11 @@ static void *helper_main(void *arg)
         CHECK(rc == 0, "helper submit: %d", rc);
         if (one_in(&g, 4))
             sched_yield();
+        if (h->resizes && one_in(&g, 8))
+            helper_resize(h, &g, false);
     }
+    if (h->resizes)
+        helper_resize(h, &g, true);
     gate_open(h->gate);
     if (h->shuts_down) {
         int rc = gather_pool_shutdown(h->ctx->pool, h->flags);
@@ -1886,18 +2322,38 @@ static void check_after_shutdown(pool_ctx *ctx, task_rec **recs,
     CHECK(rc == 0, "a second shutdown: %d", rc);
 }
 
+/* Strict (1-4 threads) or elastic (1-2 threads, max_threads up to 2-8). */
 static void create_private_pool(driver *d, pool_ctx *ctx)
 {
     gather_pool_options o = {0};
-    o.threads = 1 + below(&d->g, 4);
+    bool elastic = one_in(&d->g, 2);
+    if (elastic) {
+        o.threads = 1 + below(&d->g, 2);
+        o.max_threads = o.threads + 1 + below(&d->g, (uint32_t)(8 - o.threads));
+    } else {
+        o.threads = 1 + below(&d->g, 4);
+    }
     o.name = one_in(&d->g, 2) ? "soak-private-with-a-long-name" : NULL;
     o.stack_size = one_in(&d->g, 4) ? 256 * 1024 : 0;
+    ctx->private_pool = true;
+    ctx->resizable = true;
+    ctx->threads0 = o.threads;
+    ctx->elastic0 = elastic;
+    atomic_init(&ctx->max_ever, eff_max(o.threads, o.max_threads));
     int rc = gather_pool_create(&ctx->pool, &o);
     CHECK(rc == 0 && ctx->pool != NULL, "gather_pool_create: %d", rc);
     count(EV_POOL_CREATED);
+    if (elastic)
+        count(EV_ELASTIC_POOL);
     CHECK(gather_pool_threads(ctx->pool) == o.threads,
           "pool of %zu threads reports %zu", o.threads,
           gather_pool_threads(ctx->pool));
+    gather_pool_stats s;
+    CHECK(gather_pool_stats_get(ctx->pool, &s) == 0, "stats");
+    CHECK(s.threads == o.threads && s.spares_started == 0,
+          "a new pool of %zu threads: threads %llu, spares started %llu",
+          o.threads, (ull)s.threads, (ull)s.spares_started);
+    check_sizes(ctx, &s, false);
 }
 
 static void start_helper(driver *d, shut_helper *h, pool_ctx *ctx, gate *gt,
@@ -1906,6 +2362,7 @@ static void start_helper(driver *d, shut_helper *h, pool_ctx *ctx, gate *gt,
     h->ctx = ctx;
     h->gate = gt;
     h->shuts_down = one_in(&d->g, 2);
+    h->resizes = one_in(&d->g, 2);
     h->flags = flags;
     h->seed = rnd(&d->g);
     int rc = pthread_create(&h->thread, NULL, helper_main, h);
@@ -1958,6 +2415,10 @@ static void settle_private(driver *d, pool_ctx *ctx, enum shut_mode mode)
     int rc = gather_pool_stats_get(ctx->pool, &s);
     CHECK(rc == 0, "gather_pool_stats_get: %d", rc);
     check_stats(ctx, &s);
+    if ((ctx->elastic0 || atomic_load(&ctx->resized)) && one_in(&d->g, 8)) {
+        phase(d, "private pool: waiting for its spares to exit");
+        await_spares_exit(ctx);
+    }
     rc = gather_pool_destroy(ctx->pool);
     CHECK(rc == 0, "gather_pool_destroy: %d", rc);
 }
@@ -2042,6 +2503,7 @@ static void run_op(driver *d, enum op op, pool_ctx *ctx)
     case OP_WAIT_ANY: op_wait_any(d, ctx); break;
     case OP_CALLBACKS: op_callbacks(d, ctx); break;
     case OP_RELEASE: op_release(d, ctx); break;
+    case OP_RESIZE: op_resize(d, ctx); break;
     case OP_PRIVATE_POOL: op_private_pool(d); break;
     case OP_COUNT: break;
     }
@@ -2053,7 +2515,7 @@ static pool_ctx *pick_pool(driver *d)
         count(EV_DEFAULT_POOL_OP);
         return &default_ctx;
     }
-    return &shared_ctx[below(&d->g, 2)];
+    return &shared_ctx[below(&d->g, N_SHARED)];
 }
 
 static void *driver_main(void *arg)
@@ -2069,9 +2531,10 @@ static void *driver_main(void *arg)
         atomic_store(&d->op_since_ns, 0);
         atomic_fetch_add(&d->ops, 1);
         reclaim(d, NULL);
-        if (one_in(&d->g, 64)) { /* mid-run stats: exercised, not checked */
+        if (one_in(&d->g, 64)) { /* mid-run stats: the sizes only */
             gather_pool_stats s;
             CHECK(gather_pool_stats_get(ctx->pool, &s) == 0, "stats");
+            check_sizes(ctx, &s, false);
         }
     }
     phase(d, "stopped");
@@ -2166,19 +2629,44 @@ static void main_phase(const char *what)
     atomic_store(&main_track.op_since_ns, now_ns());
 }
 
-static void setup_pools(void)
+/* The default pool's max_threads: GATHER_MAX_THREADS when it is valid
+ * (SPEC.md), else 512; the limit 4096 when in doubt. */
+static size_t default_max_threads(size_t threads)
 {
-    static const size_t threads[2] = {1, 3};
-    static const char *const names[2] = {"shared-1", "shared-3"};
-    for (int i = 0; i < 2; i++) {
+    const char *s = getenv("GATHER_MAX_THREADS");
+    if (s == NULL)
+        return threads > 512 ? threads : 512;
+    return 4096;
+}
+
+/* Two strict pools (never resized: their sizes are checked exactly) and two
+ * elastic ones (threads 1 and 2, max_threads from the seed, up to 8). */
+static void setup_pools(rng *g)
+{
+    static const size_t threads[N_SHARED] = {1, 3, 1, 2};
+    static const char *const names[N_SHARED] = {"shared-1", "shared-3",
+                                                "elastic-1", "elastic-2"};
+    for (int i = 0; i < N_SHARED; i++) {
+        pool_ctx *ctx = &shared_ctx[i];
         gather_pool_options o = {0};
         o.threads = threads[i];
         o.name = names[i];
-        int rc = gather_pool_create(&shared_ctx[i].pool, &o);
+        if (i >= 2)
+            o.max_threads = o.threads + 1 + below(g, (uint32_t)(8 - o.threads));
+        ctx->name = names[i];
+        ctx->threads0 = o.threads;
+        ctx->elastic0 = o.max_threads > o.threads;
+        ctx->resizable = i >= 2;
+        atomic_init(&ctx->max_ever, eff_max(o.threads, o.max_threads));
+        int rc = gather_pool_create(&ctx->pool, &o);
         CHECK(rc == 0, "gather_pool_create: %d", rc);
-        shared_ctx[i].name = names[i];
+        printf("soak: pool %s: threads %zu, max_threads %zu\n", names[i],
+               o.threads, o.max_threads);
     }
     default_ctx.name = "default";
+    default_ctx.elastic0 = true;
+    atomic_init(&default_ctx.max_ever,
+                default_max_threads(gather_pool_threads(NULL)));
     gather_future *f;
     int rc = gather_submit(NULL, name_pool_task, NULL, &f);
     CHECK(rc == 0, "gather_submit to the default pool: %d", rc);
@@ -2206,7 +2694,7 @@ static void teardown(rng *g)
 {
     /* Shared pools: a shutdown (with CANCEL_PENDING or not) drains them;
      * then the records of their map tasks settle, and the stats add up. */
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < N_SHARED; i++) {
         pool_ctx *ctx = &shared_ctx[i];
         unsigned flags = one_in(g, 2) ? GATHER_CANCEL_PENDING : 0;
         main_phase("shared pool: shutdown");
@@ -2221,6 +2709,17 @@ static void teardown(rng *g)
         gather_pool_stats s;
         CHECK(gather_pool_stats_get(ctx->pool, &s) == 0, "stats");
         check_stats(ctx, &s);
+        rc = gather_pool_resize(ctx->pool, 1, 2);
+        CHECK(rc == ESHUTDOWN, "resize of the shut-down %s pool: %d",
+              ctx->name, rc);
+        printf("soak: pool %s: threads %zu, peak %llu threads, %llu spares "
+               "started%s\n", ctx->name, gather_pool_threads(ctx->pool),
+               (ull)s.threads_peak, (ull)s.spares_started,
+               atomic_load(&ctx->resized) ? " (resized)" : "");
+        if (ctx->resizable) {
+            main_phase("shared pool: waiting for its spares to exit");
+            await_spares_exit(ctx);
+        }
         rc = gather_pool_destroy(ctx->pool);
         CHECK(rc == 0, "destroy of the %s pool: %d", ctx->name, rc);
     }
@@ -2332,10 +2831,12 @@ int main(int argc, char **argv)
     int rc = pthread_create(&watchdog, NULL, watchdog_main, NULL);
     CHECK(rc == 0, "pthread_create: %d", rc);
     main_phase("setup");
-    setup_pools();
+    cpus = count_cpus();
+    rng g = {cfg_seed};
+    start_blockers(rnd(&g));
+    setup_pools(&g);
     atomic_store(&main_track.op_since_ns, 0);
 
-    rng g = {cfg_seed};
     uint64_t start = now_ns();
     for (int i = 0; i < cfg_threads; i++) {
         drivers[i].index = i;
@@ -2355,6 +2856,9 @@ int main(int argc, char **argv)
     double elapsed = (double)(now_ns() - start) / 1e9;
 
     teardown(&g);
+    main_phase("stopping the feeder and holder threads");
+    stop_blockers_now();
+    atomic_store(&main_track.op_since_ns, 0);
     pthread_mutex_lock(&watchdog_lock);
     watchdog_stop = true;
     pthread_cond_signal(&watchdog_cond);
