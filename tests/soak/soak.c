@@ -336,10 +336,11 @@ static void raise_max_ever(pool_ctx *ctx, size_t threads, size_t max)
 }
 
 /* Sizes a driver or task picks for an elastic-capable pool: threads 1-2
- * (now and then 0: the CPUs), max_threads 0 (strict) or up to 8. */
+ * (now and then 0, the CPUs, where they are few), max_threads 0 (strict)
+ * or up to 8. */
 static void pick_sizes(rng *g, size_t *threads, size_t *max)
 {
-    *threads = one_in(g, 8) ? 0 : 1 + below(g, 2);
+    *threads = one_in(g, 8) && cpus <= 8 ? 0 : 1 + below(g, 2);
     size_t t = eff_threads(*threads);
     if (one_in(g, 4))
         *max = 0;
