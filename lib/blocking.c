@@ -386,8 +386,14 @@ void gather_blocking_begin(void)
     if (depth == UINT32_MAX)
         return; /* unbalanced use; saturate rather than wrap */
     atomic_store_explicit(&w->regions, depth + 1, memory_order_relaxed);
-    if (depth == 0 && gather__elastic(w->pool))
+    if (depth == 0 && gather__elastic(w->pool)) {
+        /* Store-load order against an overfull worker registering idle
+         * (its heavy barrier, then it reads our `regions`): either it sees
+         * us in the region and takes work, or we see it idle and wake it
+         * (found with lib/elastic.pml's weak-memory note). */
+        gather__fence_seq_cst();
         compensate(w->pool);
+    }
 }
 
 void gather_blocking_end(void)

@@ -187,22 +187,20 @@
  *
  * Scenario -DSPAWN_FAIL: one spare's start may fail after admit
  * (take_slot's allocation, pthread_create's EAGAIN), and
- * gather__pool_start_worker uncounts it with gather__sleep_retire(s,
- * NULL, 0). Assumed (KEEPALIVE_OK): a start, from the starter's decision to
- * the spawn or the uncount, is shorter than the keep-alive, so no
- * keep-alive expires meanwhile (without that, the last worker can retire
- * against the admitted count and the uncount leaves alive == 0). The
- * default scenario verifies with it; with -DDESTROY it does not:
- *   Known issue: the uncount lowers `alive` while no thread registers
- *   idle. The last worker to go idle during a drain registered while the
- *   failing spare was still counted (all_idle false, no check_drained),
- *   and parks without deadline when it reads alive after the uncount;
- *   idle == alive from then on, and nobody checks: gather_pool_shutdown
- *   and gather_pool_destroy wait for ever (invalid end state of the
- *   destroyer). -DFIX_UNCOUNT models a fix: after the uncount, if
- *   stopping, gather__pool_check_drained; with it the scenario verifies
- *   (5.4 M states). worker.c:beyond_max's retire(NULL, max) lowers alive
- *   the same way (resize is not modelled).
+ * gather__pool_start_worker uncounts it (gather__sleep_unadmit). Assumed
+ * (KEEPALIVE_OK): a start, from the starter's decision to the spawn or the
+ * uncount, is shorter than the keep-alive, so no keep-alive expires
+ * meanwhile (without that, the last worker can retire against the admitted
+ * count and the uncount leaves alive == 0).
+ *   The uncount lowers `alive` while no thread registers idle: the last
+ *   worker to go idle during a drain may have registered while the failing
+ *   spare was still counted (all_idle false, no check_drained) and park
+ *   without deadline. So after the uncount, if stopping, the starter makes
+ *   the drain check (found with this model; pool.c). BUGGY_UNCOUNT leaves
+ *   it out: with -DDESTROY, gather_pool_shutdown and gather_pool_destroy
+ *   wait for ever (invalid end state of the destroyer). A thread that
+ *   retires (keep-alive, or worker.c:beyond_max after a resize) makes the
+ *   same check in worker.c:leave().
  */
 
 #ifndef P
@@ -416,10 +414,10 @@ inline start_spares(n, a)
 #ifdef SPAWN_FAIL
     goto sp_done;
 sp_fail: /* take_slot or pthread_create failed: gather__pool_start_worker
-          * uncounts it, gather__sleep_retire(s, NULL, 0) */
+          * uncounts it, gather__sleep_unadmit */
     atomic { TOUCH; spawn_failed = true; ok = false; alive--; grow_locked = false; k = 0 }
-#ifdef FIX_UNCOUNT
-    /* the proposed fix: then, if stopping (acquire load), check_drained */
+#ifndef BUGGY_UNCOUNT
+    /* the fix (pool.c): then, if stopping (acquire load), check_drained */
     if
     :: stopping ->
         atomic {

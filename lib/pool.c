@@ -238,6 +238,12 @@ int gather__pool_start_worker(gather_pool *p, size_t limit, bool spare)
         if (spare)
             add_to(&p->spares_started, (uint64_t)-1);
         gather__sleep_unadmit(&p->sleep);
+        /* The last worker may have gone idle while this thread was still
+         * counted, and made no drain check then (found with
+         * lib/elastic.pml): make it now. Lock nesting: grow_lock, then the
+         * registry's, then drain_lock. */
+        if (atomic_load_explicit(&p->stopping, memory_order_acquire))
+            gather__pool_check_drained(p);
         return rc;
     }
     return 0;
