@@ -291,11 +291,18 @@ static void name_monitor(const gather_pool *p)
 static void *monitor_main(void *arg)
 {
     gather_pool *p = arg;
-    gather__monitor *m = p->monitor;
+    gather__monitor *m = atomic_load_explicit(&p->monitor, memory_order_acquire);
     name_monitor(p);
     bool detect = detection_enabled();
     while (!atomic_load_explicit(&m->stop, memory_order_acquire)) {
-        if (!detect || gather__sleep_watch(&p->sleep, &m->parker)) {
+        /* acquire: pairs with a leaving thread's release increment. */
+        if (atomic_load_explicit(&p->zombies, memory_order_acquire) != 0) {
+            gather__lock(&p->grow_lock);
+            gather__pool_reap(p);
+            gather__unlock(&p->grow_lock);
+        }
+        if (!detect || !gather__elastic(p) ||
+            gather__sleep_watch(&p->sleep, &m->parker)) {
             /* Every thread idle (or detection off): sleep until a thread
              * leaves the registry (sleep.c) or the pool is destroyed. */
             gather__park(&m->parker, NULL);
@@ -317,7 +324,7 @@ static void *monitor_main(void *arg)
 
 int gather__monitor_start(gather_pool *p)
 {
-    if (p->monitor != NULL)
+    if (atomic_load_explicit(&p->monitor, memory_order_relaxed) != NULL)
         return 0;
     gather__monitor *m = gather__malloc(sizeof *m);
     if (m == NULL)
@@ -330,11 +337,12 @@ int gather__monitor_start(gather_pool *p)
     m->burst = 1;
     m->tick = 0;
     m->fast = 0;
-    p->monitor = m;
+    /* release: a leaving thread that loads it (acquire) finds it built. */
+    atomic_store_explicit(&p->monitor, m, memory_order_release);
     int rc = pthread_create(&m->thread, NULL, monitor_main, p);
     if (rc != 0) {
         gather__fault();
-        p->monitor = NULL;
+        atomic_store_explicit(&p->monitor, NULL, memory_order_relaxed);
         gather__parker_destroy(&m->parker);
         gather__free(m);
         return EAGAIN;
@@ -342,9 +350,16 @@ int gather__monitor_start(gather_pool *p)
     return 0;
 }
 
+void gather__monitor_kick(gather_pool *p)
+{
+    gather__monitor *m = atomic_load_explicit(&p->monitor, memory_order_acquire);
+    if (m != NULL)
+        gather__unpark(&m->parker);
+}
+
 void gather__monitor_stop(gather_pool *p)
 {
-    gather__monitor *m = p->monitor;
+    gather__monitor *m = atomic_load_explicit(&p->monitor, memory_order_relaxed);
     if (m == NULL)
         return;
     /* release: the monitor's acquire load after its park sees it. */
@@ -353,7 +368,7 @@ void gather__monitor_stop(gather_pool *p)
     pthread_join(m->thread, NULL);
     gather__parker_destroy(&m->parker);
     gather__free(m);
-    p->monitor = NULL;
+    atomic_store_explicit(&p->monitor, NULL, memory_order_relaxed);
 }
 
 /* ---- blocking regions --------------------------------------------------- */

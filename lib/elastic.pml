@@ -10,7 +10,11 @@
  *                        (pool.c slot_state FREE, LIVE, ZOMBIE): waits for
  *                        its slot to be spawned, runs the loop, marks the
  *                        slot ZOMBIE when it leaves, and may be spawned
- *                        again (take_slot reuses the slot)
+ *                        again (take_slot reuses the slot). Not modelled:
+ *                        the monitor also joins ZOMBIE slots when a
+ *                        retiring thread kicks it (gather__pool_reap; a
+ *                        join changes no count), and destroy's
+ *                        gather__sleep_close, after which nobody retires
  *     top                gather__elastic_overfull (alive > threads and
  *                        `threads` others counts_as_running: busy, no
  *                        region, not marked blocked), then find_task ->

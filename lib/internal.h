@@ -156,6 +156,8 @@ typedef struct gather__sleep {
     alignas(GATHER__CACHELINE) _Atomic size_t alive;
     _Atomic size_t retiring;          /* threads that retired and have not
                                          yet made their last touch */
+    bool closed;                      /* guarded by lock: destroy, no more
+                                         retiring */
 } gather__sleep;
 
 /* Chooses membarrier or fences for the sleep protocol; call before a pool
@@ -192,8 +194,9 @@ void gather__sleep_unadmit(gather__sleep *s);
 bool gather__sleep_retire(gather__sleep *s, gather__parker *p, size_t keep);
 /* The retired thread's last touch of the pool. */
 void gather__sleep_retired(gather__sleep *s);
-/* Destroy: waits until every retired thread made its last touch. */
-void gather__sleep_wait_retired(gather__sleep *s);
+/* Destroy: no thread retires from now on; waits until every retired
+ * thread made its last touch. */
+void gather__sleep_close(gather__sleep *s);
 /* The monitor: if every live thread is idle, records `watcher` to be
  * unparked by the next thread that leaves the registry, and returns true. */
 bool gather__sleep_watch(gather__sleep *s, gather__parker *watcher);
@@ -276,9 +279,8 @@ bool gather__future_never_done_for_caller(const gather_future *f);
  *      default_pool.c) ---------------------------------------------------- */
 
 /* A worker slot's thread (guarded by the pool's grow_lock, except that the
- * thread itself stores ZOMBIE, with release, as its last touch of the pool
- * when destroy stops it; a thread that retires detaches itself and stores
- * FREE instead, see worker.c). */
+ * thread itself stores ZOMBIE, with release, when it leaves; whoever joins
+ * it then sets FREE: a start reusing the slot, the monitor, or destroy). */
 enum { GATHER__SLOT_FREE = 0, GATHER__SLOT_LIVE = 1, GATHER__SLOT_ZOMBIE = 2 };
 
 typedef struct gather__worker {
@@ -336,7 +338,10 @@ struct gather_pool {
     pthread_mutex_t grow_lock;  /* slots, thread starts, resize, monitor */
     _Atomic uint64_t threads_peak;   /* written under grow_lock */
     _Atomic uint64_t spares_started; /* idem */
-    gather__monitor *monitor;   /* blocking.c; grow_lock */
+    /* blocking.c; set under grow_lock (release), read by retiring threads
+     * (acquire) to have their thread joined. */
+    _Atomic(gather__monitor *) monitor;
+    _Atomic size_t zombies;     /* slots in state ZOMBIE, to be joined */
     char *name;
     size_t stack_size;
     bool is_default;
@@ -430,8 +435,14 @@ void gather__pool_check_drained(gather_pool *p);
 
 /* Is p elastic (max_threads > threads)? relaxed. */
 bool gather__elastic(const gather_pool *p);
-/* Starts the monitor of an elastic pool if it has none (grow_lock held). */
+/* Starts the pool's monitor if it has none (grow_lock held): an elastic
+ * pool's, or a resized pool's (it joins the threads that leave). */
 int gather__monitor_start(gather_pool *p);
+/* Joins the threads that left (ZOMBIE slots; grow_lock held). */
+void gather__pool_reap(gather_pool *p);
+/* A thread left: wakes the monitor to join it (from the leaving thread,
+ * before its last touch). */
+void gather__monitor_kick(gather_pool *p);
 /* Stops and joins the monitor (destroy; nothing else runs on p). */
 void gather__monitor_stop(gather_pool *p);
 /* Should w, between tasks, leave the work to the `threads` tasks that run? */

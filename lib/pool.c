@@ -159,6 +159,7 @@ static gather__worker *take_slot(gather_pool *p)
         if (st == GATHER__SLOT_ZOMBIE) {
             pthread_join(w->thread, NULL);
             atomic_store_explicit(&w->slot_state, GATHER__SLOT_FREE, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&p->zombies, 1, memory_order_relaxed);
             st = GATHER__SLOT_FREE;
         }
         if (st == GATHER__SLOT_FREE)
@@ -264,12 +265,28 @@ static void join_threads(gather_pool *p)
     }
 }
 
+void gather__pool_reap(gather_pool *p)
+{
+    size_t n;
+    gather__worker *const *slot = gather__pool_workers(p, &n);
+    for (size_t i = 0; i < n; i++) {
+        gather__worker *w = slot[i];
+        /* acquire: pairs with the leaving thread's release store. */
+        if (atomic_load_explicit(&w->slot_state, memory_order_acquire) ==
+            GATHER__SLOT_ZOMBIE) {
+            pthread_join(w->thread, NULL);
+            atomic_store_explicit(&w->slot_state, GATHER__SLOT_FREE, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&p->zombies, 1, memory_order_relaxed);
+        }
+    }
+}
+
 static void stop_threads(gather_pool *p)
 {
+    /* Order: no more retiring and every retired thread past its last
+     * touch (it may wake the monitor), then the monitor, then the rest. */
+    gather__sleep_close(&p->sleep);
     gather__monitor_stop(p);
-    /* Threads that retired are detached: wait for their last touch
-     * instead of joining them. */
-    gather__sleep_wait_retired(&p->sleep);
     atomic_store_explicit(&p->exiting, true, memory_order_release);
     gather__sleep_wake_all(&p->sleep);
     join_threads(p);
@@ -354,6 +371,8 @@ int gather__pool_create(gather_pool **out, const gather_pool_options *opts,
     atomic_init(&p->threads, threads);
     atomic_init(&p->max_threads, max);
     atomic_init(&p->slots, NULL);
+    atomic_init(&p->monitor, NULL);
+    atomic_init(&p->zombies, 0);
     atomic_init(&p->nslots, 0);
     atomic_init(&p->threads_peak, 0);
     atomic_init(&p->spares_started, 0);
@@ -502,11 +521,10 @@ int gather_pool_resize(gather_pool *pool, size_t threads, size_t max_threads)
      * (worker.c: beyond_max and the spare keep-alive). */
     while (rc == 0 && atomic_load_explicit(&p->sleep.alive, memory_order_relaxed) < t)
         rc = gather__pool_start_worker(p, t, false);
-    if (gather__elastic(p)) {
-        int mrc = gather__monitor_start(p);
-        if (rc == 0)
-            rc = mrc;
-    }
+    /* The monitor also joins the threads that leave after a resize. */
+    int mrc = gather__monitor_start(p);
+    if (rc == 0)
+        rc = mrc;
     gather__unlock(&p->grow_lock);
     /* Idle threads re-read the sizes: the extra ones exit, and a pool
      * allowed to run more tasks takes queued ones. */

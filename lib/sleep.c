@@ -177,6 +177,7 @@ int gather__sleep_init(gather__sleep *s)
     atomic_init(&s->alive, 0);
     atomic_init(&s->sleepers, 0);
     atomic_init(&s->retiring, 0);
+    s->closed = false;
     s->watcher = NULL;
     return 0;
 }
@@ -302,11 +303,13 @@ void gather__sleep_retired(gather__sleep *s)
     atomic_fetch_sub_explicit(&s->retiring, 1, memory_order_release);
 }
 
-void gather__sleep_wait_retired(gather__sleep *s)
+void gather__sleep_close(gather__sleep *s)
 {
-    /* A few instructions separate a retire from its last touch: yield. The
-     * lock orders this after any retire that made the pool look drained. */
+    /* After this no thread retires (they exit as destroy tells them); a
+     * few instructions separate an earlier retire from its last touch:
+     * yield. The lock orders the load after any retire. */
     gather__lock(&s->lock);
+    s->closed = true;
     gather__unlock(&s->lock);
     while (atomic_load_explicit(&s->retiring, memory_order_acquire) != 0)
         sched_yield();
@@ -350,9 +353,10 @@ bool gather__sleep_retire(gather__sleep *s, gather__parker *p, size_t keep)
     if (p != NULL && p->registered)
         unlink_parker(s, p);
     /* A parker a waker already took was woken for work: it stays. */
-    if (!taken && atomic_load_explicit(&s->alive, memory_order_relaxed) > keep) {
+    if (!taken && !s->closed &&
+        atomic_load_explicit(&s->alive, memory_order_relaxed) > keep) {
         dec(&s->alive);
-        /* relaxed: ordered by the lock for gather__sleep_wait_retired,
+        /* relaxed: ordered by the lock for gather__sleep_close,
          * which reads it after quiescence was observed under this lock. */
         atomic_fetch_add_explicit(&s->retiring, 1, memory_order_relaxed);
         retire = true;

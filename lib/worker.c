@@ -480,31 +480,35 @@ static void publish_identity(gather__worker *w)
 }
 
 /*
- * A thread leaves. Stopped by destroy, it stays joinable: destroy joins it
- * after its ZOMBIE store. Retired (a spare's keep-alive, a resize), it
- * detaches itself, since no one may be left to join it (the default pool
- * is never destroyed), frees its slot for the next start, and makes its
- * last touch of the pool by leaving `retiring`, which destroy waits for.
+ * A thread leaves, joinable. Stopped by destroy, destroy joins it after
+ * its ZOMBIE store. Retired (a spare's keep-alive, a resize), it must be
+ * joined by someone else: the default pool is never destroyed, and a
+ * thread left unjoined keeps its stack (and is a leak to ThreadSanitizer).
+ * So it wakes the monitor, which joins it (or a start reusing its slot
+ * does), and makes its last touch of the pool by leaving `retiring`, which
+ * destroy waits for before it stops the monitor. (Detaching itself was
+ * tried: gcc 12's ThreadSanitizer aborts in pthread_detach(pthread_self())
+ * once glibc reuses the thread descriptor.)
  */
 static void leave(gather__worker *w, int why)
 {
     gather__worker_forget_thread();
     atomic_store_explicit(&w->tid, 0, memory_order_relaxed);
-    if (why == EXIT_DESTROY) {
-        /* release: whoever joins us sees all of this thread's writes. */
-        atomic_store_explicit(&w->slot_state, GATHER__SLOT_ZOMBIE, memory_order_release);
-        return;
-    }
     gather_pool *p = w->pool;
-    /* A retire during a drain may leave every remaining thread idle: this
-     * thread makes the drain check that an idle one would have made. */
-    if (atomic_load_explicit(&p->stopping, memory_order_acquire))
+    if (why == EXIT_RETIRED &&
+        atomic_load_explicit(&p->stopping, memory_order_acquire)) {
+        /* A retire during a drain may leave every remaining thread idle:
+         * this thread makes the drain check an idle one would have made. */
         gather__pool_check_drained(p);
-    pthread_detach(pthread_self());
-    /* release: a starter that reuses the slot (acquire) sees our writes;
+    }
+    /* release: whoever joins us (acquire) sees all of this thread's writes;
      * from here this thread reads nothing of w. */
-    atomic_store_explicit(&w->slot_state, GATHER__SLOT_FREE, memory_order_release);
-    gather__sleep_retired(&p->sleep);
+    atomic_store_explicit(&w->slot_state, GATHER__SLOT_ZOMBIE, memory_order_release);
+    if (why == EXIT_RETIRED) {
+        atomic_fetch_add_explicit(&p->zombies, 1, memory_order_release);
+        gather__monitor_kick(p);
+        gather__sleep_retired(&p->sleep);
+    }
 }
 
 void *gather__worker_main(void *arg)
