@@ -106,13 +106,6 @@ bool gather__elastic_overfull(gather__worker *w)
 
 /* ---- sampling a worker -------------------------------------------------- */
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* The thread's CPU time, or false when it cannot be read (exited). */
 static bool cpu_ns(gather__worker *w, uint64_t *ns)
 {
@@ -120,7 +113,7 @@ static bool cpu_ns(gather__worker *w, uint64_t *ns)
     if (!atomic_load_explicit(&w->has_clock, memory_order_relaxed) ||
         clock_gettime(atomic_load_explicit(&w->cpu_clock, memory_order_relaxed), &ts) != 0)
         return false;
-    *ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    *ns = gather__ns(&ts);
     return true;
 }
 
@@ -223,7 +216,7 @@ static bool check(gather_pool *p, gather__monitor *m)
         m->burst = 1;
         return false;
     }
-    uint64_t now = mono_ns();
+    uint64_t now = gather__now_ns();
     m->tick++;
     size_t n, busy = 0, running = 0, newly_blocked = 0;
     gather__worker *const *slot = gather__pool_workers(p, &n);
@@ -250,7 +243,7 @@ static bool check(gather_pool *p, gather__monitor *m)
     size_t need = threads - running - looking;
     size_t woken = gather__sleep_wake_n(&p->sleep, need);
     need -= woken;
-    if (need == 0 || !gather__elastic(p))
+    if (need == 0)
         return woken > 0;
     size_t queued = gather__pool_queued(p);
     size_t batch = need * m->burst;

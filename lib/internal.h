@@ -504,6 +504,12 @@ gather__waitset *gather__waitset_reserve(size_t n);
 void gather__waitset_unreserve(gather__waitset *ws);
 /* Absolute CLOCK_MONOTONIC deadline timeout_ns from now. */
 void gather__deadline(struct timespec *ts, uint64_t timeout_ns);
+/* A timespec in nanoseconds, and CLOCK_MONOTONIC now in nanoseconds. */
+static inline uint64_t gather__ns(const struct timespec *ts)
+{
+    return (uint64_t)ts->tv_sec * 1000000000u + (uint64_t)ts->tv_nsec;
+}
+uint64_t gather__now_ns(void);
 
 /* ---- gather.c ----------------------------------------------------------- */
 

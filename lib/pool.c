@@ -6,7 +6,8 @@
  * (blocking.c) adds spares up to `max_threads`. Every thread has a slot (a
  * worker with its deque) in `slots`; a slot is never freed before the pool
  * is, so thieves may look at any slot ever published. A thread that leaves
- * marks its slot ZOMBIE; a later start reuses the slot after joining it,
+ * marks its slot ZOMBIE and is joined by the monitor (woken for it), or by
+ * a later start that reuses the slot,
  * and destroy joins whatever is left. The live count is the sleep
  * registry's `alive` (changed under its lock, so that quiescence compares
  * it with the idle count exactly).
@@ -146,6 +147,27 @@ static void free_worker(gather__worker *w)
     gather__free_aligned(w);
 }
 
+/* Joins w's thread if it has left (ZOMBIE); true when it did. grow_lock
+ * held, or destroy. */
+static bool reap_slot(gather_pool *p, gather__worker *w)
+{
+    /* acquire: pairs with the leaving thread's release store. */
+    if (atomic_load_explicit(&w->slot_state, memory_order_acquire) != GATHER__SLOT_ZOMBIE)
+        return false;
+    pthread_join(w->thread, NULL);
+    atomic_store_explicit(&w->slot_state, GATHER__SLOT_FREE, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&p->zombies, 1, memory_order_relaxed);
+    return true;
+}
+
+void gather__pool_reap(gather_pool *p)
+{
+    size_t n;
+    gather__worker *const *slot = gather__pool_workers(p, &n);
+    for (size_t i = 0; i < n; i++)
+        reap_slot(p, slot[i]);
+}
+
 /* A slot whose thread is gone (joined here) or was never started; else a
  * new one, published to readers. grow_lock held. NULL: out of memory. */
 static gather__worker *take_slot(gather_pool *p)
@@ -154,15 +176,8 @@ static gather__worker *take_slot(gather_pool *p)
     gather__slots *s = atomic_load_explicit(&p->slots, memory_order_relaxed);
     for (size_t i = 0; i < n; i++) {
         gather__worker *w = s->w[i];
-        /* acquire: pairs with the exiting thread's release store. */
-        int st = atomic_load_explicit(&w->slot_state, memory_order_acquire);
-        if (st == GATHER__SLOT_ZOMBIE) {
-            pthread_join(w->thread, NULL);
-            atomic_store_explicit(&w->slot_state, GATHER__SLOT_FREE, memory_order_relaxed);
-            atomic_fetch_sub_explicit(&p->zombies, 1, memory_order_relaxed);
-            st = GATHER__SLOT_FREE;
-        }
-        if (st == GATHER__SLOT_FREE)
+        reap_slot(p, w);
+        if (atomic_load_explicit(&w->slot_state, memory_order_relaxed) == GATHER__SLOT_FREE)
             return w;
     }
     if (s == NULL || n == s->cap) {
@@ -203,11 +218,7 @@ static int spawn(gather_pool *p, gather__worker *w)
         rc = EINVAL;
     if (rc == 0) {
         atomic_store_explicit(&w->slot_state, GATHER__SLOT_LIVE, memory_order_relaxed);
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        atomic_store_explicit(&w->started_ns,
-                              (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec,
-                              memory_order_relaxed);
+        atomic_store_explicit(&w->started_ns, gather__now_ns(), memory_order_relaxed);
         int err = pthread_create(&w->thread, &attr, gather__worker_main, w);
         if (err != 0) {
             gather__fault();
@@ -256,8 +267,9 @@ static void join_threads(gather_pool *p)
     size_t n;
     gather__worker *const *slot = gather__pool_workers(p, &n);
     for (size_t i = 0; i < n; i++) {
-        if (atomic_load_explicit(&slot[i]->slot_state, memory_order_acquire) !=
-            GATHER__SLOT_FREE) {
+        if (!reap_slot(p, slot[i]) &&
+            atomic_load_explicit(&slot[i]->slot_state, memory_order_relaxed) ==
+                GATHER__SLOT_LIVE) {
             pthread_join(slot[i]->thread, NULL);
             atomic_store_explicit(&slot[i]->slot_state, GATHER__SLOT_FREE,
                                   memory_order_relaxed);
@@ -265,21 +277,6 @@ static void join_threads(gather_pool *p)
     }
 }
 
-void gather__pool_reap(gather_pool *p)
-{
-    size_t n;
-    gather__worker *const *slot = gather__pool_workers(p, &n);
-    for (size_t i = 0; i < n; i++) {
-        gather__worker *w = slot[i];
-        /* acquire: pairs with the leaving thread's release store. */
-        if (atomic_load_explicit(&w->slot_state, memory_order_acquire) ==
-            GATHER__SLOT_ZOMBIE) {
-            pthread_join(w->thread, NULL);
-            atomic_store_explicit(&w->slot_state, GATHER__SLOT_FREE, memory_order_relaxed);
-            atomic_fetch_sub_explicit(&p->zombies, 1, memory_order_relaxed);
-        }
-    }
-}
 
 static void stop_threads(gather_pool *p)
 {

@@ -361,8 +361,6 @@ bool gather__sleep_retire(gather__sleep *s, gather__parker *p, size_t keep)
         atomic_fetch_add_explicit(&s->retiring, 1, memory_order_relaxed);
         retire = true;
     }
-    if (p != NULL)
-        p->idle = false;
     gather__unlock(&s->lock);
     return retire;
 }

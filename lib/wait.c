@@ -283,6 +283,13 @@ static void arm(gather__waitset *ws, gather_future *const fs[], size_t n,
 
 /* ---- the wait ------------------------------------------------------------ */
 
+uint64_t gather__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return gather__ns(&ts);
+}
+
 void gather__deadline(struct timespec *ts, uint64_t timeout_ns)
 {
     clock_gettime(CLOCK_MONOTONIC, ts);

@@ -39,45 +39,20 @@ extern char **environ;
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-static struct timespec deadline_ms(long ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 /* tu_count_wait with its own watchdog: 0 once value >= target, else
  * ETIMEDOUT after `seconds`. */
 static int count_wait_s(tu_count *c, long target, int seconds)
 {
-    struct timespec dl = deadline_ms(seconds * 1000L);
-    int rc = 0;
-    pthread_mutex_lock(&c->lock);
-    while (c->value < target && rc == 0)
-        rc = pthread_cond_timedwait(&c->cond, &c->lock, &dl);
-    int ok = c->value >= target;
-    pthread_mutex_unlock(&c->lock);
-    return ok ? 0 : ETIMEDOUT;
+    struct timespec dl = tu_deadline(seconds);
+    return tu_count_reaches(c, target, &dl) ? 0 : ETIMEDOUT;
 }
 
 /* Watches c for `ms`: true when it stayed below target all that time
  * (returns false as soon as it reaches target). */
 static bool count_stays_below(tu_count *c, long target, long ms)
 {
-    struct timespec dl = deadline_ms(ms);
-    int rc = 0;
-    pthread_mutex_lock(&c->lock);
-    while (c->value < target && rc == 0)
-        rc = pthread_cond_timedwait(&c->cond, &c->lock, &dl);
-    bool below = c->value < target;
-    pthread_mutex_unlock(&c->lock);
-    return below;
+    struct timespec dl = tu_deadline_ms(ms);
+    return !tu_count_reaches(c, target, &dl);
 }
 
 static void sleep_ms(long ms)

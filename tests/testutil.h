@@ -68,6 +68,20 @@ static inline struct timespec tu_deadline(int seconds)
     return ts;
 }
 
+/* The same, `ms` milliseconds from now. */
+static inline struct timespec tu_deadline_ms(long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
 /* CLOCK_MONOTONIC now, in nanoseconds (for elapsed-time checks). */
 static inline uint64_t tu_mono_ns(void)
 {
@@ -155,17 +169,25 @@ static inline long tu_count_get(tu_count *c)
     return v;
 }
 
+/* Waits until value >= target or the CLOCK_REALTIME deadline; true when
+ * the target was reached. */
+static inline bool tu_count_reaches(tu_count *c, long target,
+                                    const struct timespec *deadline)
+{
+    int rc = 0;
+    pthread_mutex_lock(&c->lock);
+    while (c->value < target && rc == 0)
+        rc = pthread_cond_timedwait(&c->cond, &c->lock, deadline);
+    bool ok = c->value >= target;
+    pthread_mutex_unlock(&c->lock);
+    return ok;
+}
+
 /* Returns 0 once value >= target, ETIMEDOUT after the watchdog. */
 static inline int tu_count_wait(tu_count *c, long target)
 {
     struct timespec dl = tu_deadline(TU_WATCHDOG_S);
-    int rc = 0;
-    pthread_mutex_lock(&c->lock);
-    while (c->value < target && rc == 0)
-        rc = pthread_cond_timedwait(&c->cond, &c->lock, &dl);
-    int ok = c->value >= target;
-    pthread_mutex_unlock(&c->lock);
-    return ok ? 0 : ETIMEDOUT;
+    return tu_count_reaches(c, target, &dl) ? 0 : ETIMEDOUT;
 }
 
 /* ---- common tasks -------------------------------------------------------- */
