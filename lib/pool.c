@@ -267,9 +267,11 @@ static void join_threads(gather_pool *p)
     size_t n;
     gather__worker *const *slot = gather__pool_workers(p, &n);
     for (size_t i = 0; i < n; i++) {
-        if (!reap_slot(p, slot[i]) &&
-            atomic_load_explicit(&slot[i]->slot_state, memory_order_relaxed) ==
-                GATHER__SLOT_LIVE) {
+        /* LIVE or ZOMBIE, read once: a LIVE thread may turn ZOMBIE at any
+         * moment, and is joined either way. acquire: pairs with its
+         * release store. */
+        if (atomic_load_explicit(&slot[i]->slot_state, memory_order_acquire) !=
+            GATHER__SLOT_FREE) {
             pthread_join(slot[i]->thread, NULL);
             atomic_store_explicit(&slot[i]->slot_state, GATHER__SLOT_FREE,
                                   memory_order_relaxed);
