@@ -348,6 +348,111 @@ GATHER_API void gather_future_release(gather_future *f);
 GATHER_API bool gather_cancel_requested(void);
 
 /* ------------------------------------------------------------------------ */
+/* Continuations                                                            */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A continuation: runs once `prev` is done. `prev` is borrowed for the
+ * call (done, whatever its code); the return value and *result become the
+ * continuation's future's code and value, as for a gather_fn.
+ */
+typedef int (*gather_then_fn)(gather_future *prev, void *arg, void **result);
+
+/*
+ * Once `prev` is done, whatever its code (cancelled included), runs
+ * fn(prev, arg, &result) as a task on `pool` (NULL: the default pool), like
+ * folly's thenTry. The continuation is queued when prev completes, never
+ * run on the completing thread's stack, so a chain of any length runs in
+ * constant stack, and a finished link is freed once nothing else holds it.
+ *
+ * Cancelling *next before fn starts means fn never runs: *next completes at
+ * once with ECANCELED, and prev is not touched (not cancelled). When prev
+ * completes after `pool` was shut down, *next completes with ESHUTDOWN and
+ * fn does not run. The pool counts the continuation as submitted when this
+ * is called (and as cancelled when it never runs).
+ *
+ * Ownership: `prev` is borrowed by the call; the continuation takes its
+ * own reference and holds it until fn returns (or until the continuation
+ * is freed unrun). When `next` is not NULL, *next receives a new future
+ * with one reference owned by the caller; NULL runs it detached. `arg` is
+ * passed through untouched. `pool` is borrowed; it may be destroyed while
+ * the continuation waits (its memory is kept until prev completes).
+ * Errors (*next set to NULL):
+ *   EINVAL     prev or fn is NULL.
+ *   ENOMEM     out of memory; nothing was made.
+ *   ESHUTDOWN  the pool is already shut down at the call (and the caller is
+ *              not one of its tasks), or was created before a fork.
+ *   EAGAIN     the default pool could not start its threads.
+ */
+GATHER_API int gather_then(gather_future *prev, gather_pool *pool,
+                           gather_then_fn fn, void *arg, gather_future **next);
+
+/* ------------------------------------------------------------------------ */
+/* Task options                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* The task is expected to block (tokio's spawn_blocking): on an elastic
+ * pool it starts on an idle or a spare thread at once and does not count
+ * against `threads` while it runs. On other pools: an ordinary task. */
+#define GATHER_TASK_BLOCKING 1u
+
+/* Priorities of tasks submitted from outside the pool. */
+#define GATHER_PRIORITY_LOW (-1)
+#define GATHER_PRIORITY_NORMAL 0
+#define GATHER_PRIORITY_HIGH 1
+
+/* Options of one task. Zero-initialise, then set what you need; fields may
+ * be added at the end in later versions. */
+typedef struct gather_task_options {
+    unsigned flags;                    /* GATHER_TASK_BLOCKING, or 0 */
+    int priority;                      /* GATHER_PRIORITY_* */
+    void (*value_free)(void *value);   /* frees a value nobody took */
+    void (*arg_free)(void *arg);       /* frees arg once the task is over */
+} gather_task_options;
+
+/*
+ * gather_submit() with options (opts NULL or zero-initialised: exactly
+ * gather_submit()).
+ *
+ *   flags GATHER_TASK_BLOCKING: see above. Also from inside a task of the
+ *     same pool, the task goes to the pool's queue, not the caller's deque.
+ *   priority: among tasks submitted from outside the pool that wait to
+ *     start, every higher-priority task starts before any lower one; equal
+ *     priorities start in submission order. Subtasks submitted from a
+ *     worker of the same pool keep the work-stealing order (no priority).
+ *   value_free: when the future's last reference is released (for a
+ *     detached task: when it completes), a non-NULL value that nobody took
+ *     with gather_future_take() is passed to value_free, success and
+ *     failure payloads alike, exactly once.
+ *   arg_free: called exactly once with `arg` when the task is over: after
+ *     it returned, or when it was cancelled (or cancelled by a
+ *     GATHER_CANCEL_PENDING shutdown) without running. It runs on the
+ *     thread that ends the task, before the future is marked done, so a
+ *     waiter may free what `arg` pointed into once its wait returns.
+ *
+ * Ownership: as gather_submit(); on success, arg belongs to the task when
+ * arg_free is set. On error arg_free is not called: the caller still owns
+ * `arg`. *future (when future is not NULL) is set to NULL on error.
+ * Errors:
+ *   EINVAL     fn is NULL, unknown flag bits, or a priority other than
+ *              GATHER_PRIORITY_LOW, _NORMAL or _HIGH.
+ *   ESHUTDOWN, ENOMEM, EAGAIN  as gather_submit().
+ */
+GATHER_API int gather_submit_ex(gather_pool *pool, gather_fn fn, void *arg,
+                                const gather_task_options *opts,
+                                gather_future **future);
+
+/*
+ * Takes the value of a done future: returns it and makes the caller its
+ * owner, so that the task's value_free will not be called on it. A second
+ * take, or a take before the future is done, returns NULL (so does NULL).
+ * gather_future_value() and the waits still read the value after a take;
+ * reading does not take it. Futures made by other calls have no
+ * value_free: a take only marks their value taken.
+ */
+GATHER_API void *gather_future_take(gather_future *f);
+
+/* ------------------------------------------------------------------------ */
 /* Gathering                                                                */
 /* ------------------------------------------------------------------------ */
 

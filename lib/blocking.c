@@ -385,11 +385,26 @@ static void compensate(gather_pool *p)
         (void)start_spares(p, 1);
 }
 
-void gather_blocking_begin(void)
+/*
+ * A blocking task is about to be queued: with no idle thread to take it,
+ * start a spare now (the push that follows wakes an idle one).
+ */
+static void compensate_for_new_work(gather_pool *p)
 {
-    if (!gather__in_task())
-        return;
-    gather__worker *w = gather__worker_self();
+    size_t max = atomic_load_explicit(&p->max_threads, memory_order_relaxed);
+    if (atomic_load_explicit(&p->sleep.idle, memory_order_relaxed) == 0 &&
+        atomic_load_explicit(&p->sleep.alive, memory_order_relaxed) < max)
+        (void)start_spares(p, 1);
+}
+
+void gather__blocking_prepare(gather_pool *p)
+{
+    if (gather__elastic(p))
+        compensate_for_new_work(p);
+}
+
+void gather__blocking_region_begin(gather__worker *w)
+{
     uint32_t depth = atomic_load_explicit(&w->regions, memory_order_relaxed);
     if (depth == UINT32_MAX)
         return; /* unbalanced use; saturate rather than wrap */
@@ -404,12 +419,21 @@ void gather_blocking_begin(void)
     }
 }
 
-void gather_blocking_end(void)
+void gather__blocking_region_end(gather__worker *w)
 {
-    if (!gather__in_task())
-        return;
-    gather__worker *w = gather__worker_self();
     uint32_t depth = atomic_load_explicit(&w->regions, memory_order_relaxed);
     if (depth > 0)
         atomic_store_explicit(&w->regions, depth - 1, memory_order_relaxed);
+}
+
+void gather_blocking_begin(void)
+{
+    if (gather__in_task())
+        gather__blocking_region_begin(gather__worker_self());
+}
+
+void gather_blocking_end(void)
+{
+    if (gather__in_task())
+        gather__blocking_region_end(gather__worker_self());
 }

@@ -43,7 +43,7 @@ void gather__future_init(gather_future *f, uint8_t kind, uint32_t refs)
     atomic_init(&f->state, (uintptr_t)refs << GATHER__REF_SHIFT);
     atomic_init(&f->listeners, NULL);
     f->kind = kind;
-    f->chunk = false;
+    f->lane = GATHER__LANE_NORMAL;
     f->generation = (uint16_t)atomic_load_explicit(&gather__fork_generation,
                                                    memory_order_relaxed);
     f->error = EINPROGRESS;
@@ -65,10 +65,7 @@ uintptr_t gather__future_state(const gather_future *f)
 
 static void free_future(gather_future *f)
 {
-    if (f->kind == GATHER__TASK)
-        gather__task_free(f); /* recycled on a worker (pool.c) */
-    else
-        gather__free(f); /* an aggregate: one block */
+    gather__ops(f)->destroy(f);
 }
 
 static void fire_all(gather__listener *newest, gather_future *f)
@@ -109,13 +106,61 @@ static uintptr_t publish_done(gather_future *f, int error, void *value,
     return old;
 }
 
-static void close_and_fire(gather_future *f)
+/*
+ * Firing without recursion. A listener may complete another future (an
+ * aggregate, a continuation refused by a shut-down pool, a callback that
+ * cancels), whose listeners may complete another, and so on: a chain of a
+ * million would need a million frames. Up to FIRE_DEPTH_MAX nested fires
+ * run at once on the completing thread (so a callback that cancels a
+ * pending task still sees that task's callbacks done when the cancel
+ * returns, as SPEC.md asks, for any reasonable nesting); deeper ones are
+ * queued on the thread, each future holding a reference, and the outermost
+ * fire drains the queue in a loop. The list is taken from the future only
+ * when its turn comes: a listener added meanwhile lands on the open list
+ * and fires with it.
+ */
+#define FIRE_DEPTH_MAX 32
+
+static GATHER_TLS unsigned tls_fire_depth;
+static GATHER_TLS gather_future *tls_deferred_head, *tls_deferred_tail;
+
+static void take_and_fire(gather_future *f)
 {
     /* acq_rel: acquire reads the listeners pushed with release; release
      * lets a late listener that sees the closed marker read the result. */
     gather__listener *l = atomic_exchange_explicit(
         &f->listeners, &gather__listeners_closed, memory_order_acq_rel);
     fire_all(l, f);
+}
+
+static void close_and_fire(gather_future *f)
+{
+    if (tls_fire_depth >= FIRE_DEPTH_MAX) {
+        /* f is DONE, so its `fn` is no longer read: it links the queue. */
+        gather_future_retain(f);
+        f->deferred = NULL;
+        if (tls_deferred_tail != NULL)
+            tls_deferred_tail->deferred = f;
+        else
+            tls_deferred_head = f;
+        tls_deferred_tail = f;
+        return;
+    }
+    tls_fire_depth++;
+    take_and_fire(f);
+    if (tls_fire_depth == 1) {
+        /* The outermost fire: run what deeper ones queued (and what those
+         * queue in turn) at depth 1. */
+        gather_future *g;
+        while ((g = tls_deferred_head) != NULL) {
+            tls_deferred_head = g->deferred;
+            if (tls_deferred_head == NULL)
+                tls_deferred_tail = NULL;
+            take_and_fire(g);
+            gather_future_release(g);
+        }
+    }
+    tls_fire_depth--;
 }
 
 _Atomic uint64_t gather__failures;
@@ -193,7 +238,7 @@ bool gather__future_never_done_for_caller(const gather_future *f)
     if (gather__future_from_parent(f))
         return true;
     gather__worker *w = gather__worker_self();
-    if (w == NULL || f->kind != GATHER__TASK || !(s & GATHER__CLAIMED))
+    if (w == NULL || !gather__ops(f)->is_task || !(s & GATHER__CLAIMED))
         return false;
     /* relaxed: only this thread ever stores its own worker here, and it did
      * so before running the task, which has not returned (not DONE). */
@@ -231,6 +276,18 @@ bool gather_future_cancelled(const gather_future *f)
            f->error == ECANCELED;
 }
 
+void *gather_future_take(gather_future *f)
+{
+    if (f == NULL || !(gather__future_state(f) & GATHER__DONE))
+        return NULL;
+    /* acq_rel: one taker wins (the RMW order); acquire on top of the DONE
+     * read above, release so that value_free at the last release (which
+     * acquires) sees the value taken. */
+    uintptr_t old = atomic_fetch_or_explicit(&f->state, GATHER__TAKEN,
+                                             memory_order_acq_rel);
+    return (old & GATHER__TAKEN) ? NULL : f->value;
+}
+
 gather_future *gather_future_retain(gather_future *f)
 {
     if (f != NULL) /* relaxed: the caller already holds a reference */
@@ -259,12 +316,16 @@ void gather_future_release(gather_future *f)
 
 /* ---- cancellation ------------------------------------------------------- */
 
-bool gather_future_cancel(gather_future *f)
+bool gather__future_try_claim(gather_future *f)
 {
-    if (f == NULL)
-        return false;
-    if (f->kind == GATHER__AGGREGATE)
-        return gather__aggregate_cancel(f);
+    /* relaxed: the claim only arbitrates between the worker and cancellers;
+     * what the winner publishes goes out with the completion's release. */
+    return !(atomic_fetch_or_explicit(&f->state, GATHER__CLAIMED,
+                                      memory_order_relaxed) & GATHER__CLAIMED);
+}
+
+bool gather__task_cancel(gather_future *f)
+{
     uintptr_t old = atomic_load_explicit(&f->state, memory_order_relaxed);
     for (;;) {
         if (old & GATHER__DONE)
@@ -292,9 +353,20 @@ bool gather_future_cancel(gather_future *f)
      * anyway: a callback may release the caller's. */
     gather_future_retain(f);
     gather__pool_count_cancel(f->pool);
+    const gather__future_ops *ops = gather__ops(f);
+    if (ops->task_over != NULL)
+        ops->task_over(f);
     gather__future_complete(f, ECANCELED, NULL, true);
     gather_future_release(f);
     return true;
+}
+
+bool gather_future_cancel(gather_future *f)
+{
+    if (f == NULL)
+        return false;
+    bool (*cancel)(gather_future *) = gather__ops(f)->cancel;
+    return cancel != NULL ? cancel(f) : gather__task_cancel(f);
 }
 
 bool gather_cancel_requested(void)
@@ -305,8 +377,9 @@ bool gather_cancel_requested(void)
     /* relaxed: a polled flag (see gather_future_cancel). */
     if (atomic_load_explicit(&f->state, memory_order_relaxed) & GATHER__CANCEL_REQ)
         return true;
-    if (f->chunk && gather__map_cancel_requested(f->arg))
-        return true; /* a gather_map job (map.c) */
+    bool (*more)(const gather_future *) = gather__ops(f)->cancel_requested;
+    if (more != NULL && more(f))
+        return true; /* say, a gather_map job's run (map.c) */
     return gather__pool_cancelling(f->pool);
 }
 

@@ -184,6 +184,16 @@ bool gather__aggregate_cancel(gather_future *f)
     return agg_finish((aggregate *)f, true);
 }
 
+static void agg_destroy(gather_future *f)
+{
+    gather__free(f); /* one block: entries, children, results */
+}
+
+const gather__future_ops gather__aggregate_ops = {
+    .cancel = gather__aggregate_cancel,
+    .destroy = agg_destroy,
+};
+
 static aggregate *agg_alloc(size_t n)
 {
     /* entry[n], then children[n], then results[n]. */

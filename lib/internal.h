@@ -75,6 +75,15 @@ extern _Atomic unsigned gather__tsan_fence_word;
 #define gather__fence_seq_cst() atomic_thread_fence(memory_order_seq_cst)
 #endif
 
+/* initial-exec: one %fs-relative load instead of a __tls_get_addr call in
+ * the shared library (static TLS; fine for dlopen on glibc, which reserves
+ * surplus static TLS for such libraries). */
+#if defined(__GNUC__) && !defined(__APPLE__)
+#define GATHER_TLS _Thread_local __attribute__((tls_model("initial-exec")))
+#else
+#define GATHER_TLS _Thread_local
+#endif
+
 /* ---- alloc.c ------------------------------------------------------------ */
 
 void *gather__malloc(size_t size);
@@ -205,7 +214,7 @@ void gather__sleep_unwatch(gather__sleep *s);
 /* ---- future.c ----------------------------------------------------------- */
 
 /*
- * Future state word: four flags in the low bits, the reference count above.
+ * Future state word: five flags in the low bits, the reference count above.
  *   CLAIMED     someone owns the completion: a worker runs the task, or a
  *               canceller completes it. Set once, never cleared.
  *   DONE        error and value are published. Implies CLAIMED.
@@ -213,12 +222,14 @@ void gather__sleep_unwatch(gather__sleep *s);
  *   LISTENED    a listener was added (its own word, `listeners`): completion
  *               must take that list and fire it. Without it, completion is
  *               one CAS that also drops the completer's reference.
+ *   TAKEN       gather_future_take() took the value (set once, after DONE).
  */
 #define GATHER__CLAIMED ((uintptr_t)1)
 #define GATHER__DONE ((uintptr_t)2)
 #define GATHER__CANCEL_REQ ((uintptr_t)4)
 #define GATHER__LISTENED ((uintptr_t)8)
-#define GATHER__REF_SHIFT 4
+#define GATHER__TAKEN ((uintptr_t)16)
+#define GATHER__REF_SHIFT 5
 #define GATHER__REF_ONE ((uintptr_t)1 << GATHER__REF_SHIFT)
 #define gather__refs(state) ((state) >> GATHER__REF_SHIFT)
 
@@ -233,19 +244,63 @@ struct gather__listener {
 /* The value of a future's `listeners` once its completer took the list. */
 extern gather__listener gather__listeners_closed;
 
-/* TASK: a task block (pool.c); AGGREGATE: gather_all() (gather.c); MAP:
- * the internal future of a gather_map() call (map.c). */
-enum { GATHER__TASK = 1, GATHER__AGGREGATE = 2, GATHER__MAP = 3 };
+/*
+ * Kinds of future. future.c runs one state machine for all of them and
+ * knows none by name: what differs (how a cancel reaches it, how its block
+ * is freed, what a task of the kind does around its run) is in the kind's
+ * operations, found through gather__kinds[f->kind] (kinds.c). Each kind
+ * lives in the file of the call that makes it.
+ */
+enum {
+    GATHER__TASK,      /* gather_submit() (pool.c) */
+    GATHER__CHUNK,     /* a gather_map() chunk task, no future of its own,
+                          not counted in the stats (map.c) */
+    GATHER__TASK_EX,   /* gather_submit_ex() with options (task_options.c) */
+    GATHER__THEN,      /* gather_then() (then.c) */
+    GATHER__AGGREGATE, /* gather_all() (gather.c) */
+    GATHER__MAP,       /* the internal future of a gather_map() call */
+    GATHER__KINDS
+};
+/* Kinds from here on run as tasks of a pool with hooks (the `task_over` and
+ * `cancel_requested` operations); the fork-join path tests this one byte. */
+#define GATHER__HOOKED_TASK GATHER__TASK_EX
+
+typedef struct gather__future_ops {
+    /* Runs as a task on a worker (deadlock detection looks for it there). */
+    bool is_task;
+    /* gather_future_cancel() of a future that is not done; returns true
+     * when the cancel completed it. NULL: gather__task_cancel (a task's
+     * claim, or a flag for a running one). */
+    bool (*cancel)(gather_future *f);
+    /* The last reference went: frees the block. */
+    void (*destroy)(gather_future *f);
+    /* A task of a hooked kind is over (it returned, or it was cancelled or
+     * refused without running): runs on the completing thread before DONE.
+     * NULL: nothing. */
+    void (*task_over)(gather_future *f);
+    /* Inside a running task of a hooked kind: another source of cancel
+     * requests than the future's flag and the pool. NULL: none. */
+    bool (*cancel_requested)(const gather_future *f);
+} gather__future_ops;
+
+extern const gather__future_ops *const gather__kinds[GATHER__KINDS];
+extern const gather__future_ops gather__task_ops, gather__chunk_ops,
+    gather__task_ex_ops, gather__then_ops, gather__aggregate_ops,
+    gather__map_ops;
 
 struct gather_future {
     _Atomic uintptr_t state;          /* flags and references, see above */
     _Atomic(gather__listener *) listeners; /* newest first, or closed */
-    uint8_t kind;                     /* GATHER__TASK / _AGGREGATE / _MAP */
-    bool chunk;                       /* a gather_map chunk task (map.c) */
+    uint8_t kind;                     /* GATHER__TASK, ... (above) */
+    uint8_t lane;                     /* injection lane (inject.c) */
     uint16_t generation;              /* fork generation at creation (pool.c) */
     int error;                        /* written by the claimer before DONE */
     void *value;                      /* idem */
-    gather_fn fn;                     /* task: immutable after submit */
+    union {
+        gather_fn fn;                 /* task: immutable after submit */
+        gather_future *deferred;      /* once DONE: the completing thread's
+                                         queue of deferred fires (future.c) */
+    };
     void *arg;
     gather_pool *pool;                /* task: valid until DONE */
     gather_future *next;              /* injection queue link (its lock) */
@@ -274,6 +329,17 @@ uintptr_t gather__future_state(const gather_future *f);
 /* Would waiting for f from this thread never end: f runs beneath us, or f
  * was not done when this process was forked from its creator? */
 bool gather__future_never_done_for_caller(const gather_future *f);
+/* Claims the completion of f (a pending task); false when someone (its
+ * worker, a canceller) already had it. */
+bool gather__future_try_claim(gather_future *f);
+/* The cancel of a task kind: claims a pending task and completes it with
+ * ECANCELED (counted on its pool; the kind's task_over runs first), or
+ * flags a running one. True when it completed it. */
+bool gather__task_cancel(gather_future *f);
+static inline const gather__future_ops *gather__ops(const gather_future *f)
+{
+    return gather__kinds[f->kind];
+}
 
 /* ---- pools and workers (pool.c, worker.c, inject.c, blocking.c,
  *      default_pool.c) ---------------------------------------------------- */
@@ -330,6 +396,16 @@ typedef struct gather__slots {
 
 typedef struct gather__monitor gather__monitor;
 
+/* Lanes of the injection queue, taken in this order (inject.c): blocking
+ * tasks first (they do not count against `threads`), then by priority. */
+enum {
+    GATHER__LANE_BLOCKING,
+    GATHER__LANE_HIGH,
+    GATHER__LANE_NORMAL,
+    GATHER__LANE_LOW,
+    GATHER__LANES
+};
+
 struct gather_pool {
     _Atomic size_t threads;     /* the parallelism (gather_pool_resize) */
     _Atomic size_t max_threads; /* threads, spares included */
@@ -349,8 +425,12 @@ struct gather_pool {
     gather_pool *abandoned; /* fork: the default pools of older generations */
 
     alignas(GATHER__CACHELINE) pthread_mutex_t inject_lock;
-    gather_future *inject_head, *inject_tail; /* guarded by inject_lock */
-    _Atomic size_t inject_len;  /* written under inject_lock, read anywhere */
+    struct {
+        gather_future *head, *tail;
+    } lane[GATHER__LANES];      /* guarded by inject_lock */
+    _Atomic size_t inject_len;  /* all lanes; written under inject_lock,
+                                   read anywhere */
+    _Atomic size_t blocking_len; /* the blocking lane; idem */
     _Atomic bool stopping;      /* written under inject_lock */
     _Atomic bool cancelling;    /* GATHER_CANCEL_PENDING shutdown */
     _Atomic bool exiting;       /* destroy: workers leave */
@@ -365,6 +445,9 @@ struct gather_pool {
     /* Counters for threads that are not workers of this pool. */
     alignas(GATHER__CACHELINE) _Atomic uint64_t ext_submitted;
     _Atomic uint64_t ext_cancelled;
+    /* The pool's memory: the owner's hold (given up by destroy) and one per
+     * continuation not yet queued (then.c). The last one frees it. */
+    _Atomic size_t holds;
 };
 
 /* Limits of gather_pool_options (SPEC.md). */
@@ -399,11 +482,14 @@ gather__worker *const *gather__pool_workers(const gather_pool *p, size_t *n);
 
 /* ---- inject.c ---- */
 
-/* Appends task f to p's injection queue and wakes a sleeper; 0, or
- * ESHUTDOWN once the pool stopped taking work from outside. */
-int gather__inject_push(gather_pool *p, gather_future *f, bool counted);
-/* Takes the oldest injected task, or NULL. */
-gather_future *gather__inject_take(gather_pool *p);
+/* Appends task f to its lane (f->lane) of p's injection queue and wakes a
+ * sleeper; 0, or ESHUTDOWN once the pool stopped taking work from outside
+ * (`inside`: the submitter is a task of p, accepted while it drains). */
+int gather__inject_push(gather_pool *p, gather_future *f, bool counted,
+                        bool inside);
+/* Takes the oldest task of the first non-empty lane (only the blocking
+ * lane when `blocking_only`), or NULL. */
+gather_future *gather__inject_take(gather_pool *p, bool blocking_only);
 /* Is a task queued anywhere in p (injection queue or a deque)? A hint. */
 bool gather__pool_work_visible(void *pool);
 /* About how many tasks are queued in p (a hint). */
@@ -424,6 +510,10 @@ int gather__pool_start_worker(gather_pool *p, size_t limit, bool spare);
 size_t gather__cpu_count(void);
 /* Was p made before this process was forked (its threads are the parent's)? */
 bool gather__pool_from_parent(const gather_pool *p);
+/* Keeps p's memory (not its threads) past gather_pool_destroy(), until
+ * the matching unhold: a late continuation then finds it shut down. */
+void gather__pool_hold(gather_pool *p);
+void gather__pool_unhold(gather_pool *p);
 /* A canceller completed a pending task of `pool` before it ran. */
 void gather__pool_count_cancel(gather_pool *pool);
 /* Is the pool cancelling everything (GATHER_CANCEL_PENDING shutdown)? */
@@ -447,6 +537,14 @@ void gather__monitor_kick(gather_pool *p);
 void gather__monitor_stop(gather_pool *p);
 /* Should w, between tasks, leave the work to the `threads` tasks that run? */
 bool gather__elastic_overfull(gather__worker *w);
+/* A blocking region of w's task begins (counted; compensates at once on an
+ * elastic pool) or ends: gather_blocking_begin/end, and the whole run of a
+ * GATHER_TASK_BLOCKING task. */
+void gather__blocking_region_begin(gather__worker *w);
+void gather__blocking_region_end(gather__worker *w);
+/* Before a blocking task is queued on p: on an elastic pool with no idle
+ * thread, starts a spare to take it. */
+void gather__blocking_prepare(gather_pool *p);
 /* Idle keep-alive of a thread beyond `threads`, in nanoseconds. */
 uint64_t gather__spare_keepalive_ns(void);
 
@@ -468,6 +566,18 @@ static inline bool gather__future_from_parent(const gather_future *f)
                                           memory_order_relaxed);
 }
 
+/* A new task block of `kind` for fn(arg) on p with `refs` references (the
+ * caller's, if it keeps one, and the queue's), in the normal lane; NULL
+ * when out of memory. Freed with the kind's destroy. */
+gather_future *gather__task_new(gather_pool *p, uint8_t kind, gather_fn fn,
+                               void *arg, uint32_t refs);
+/* Queues task f on p: on the calling worker's own deque when it is one of
+ * p's (except blocking tasks), else in its lane of the injection queue.
+ * `counted`: counts it in stats.submitted. 0, ENOMEM, or ESHUTDOWN (from
+ * outside a pool that stopped taking work); on error the caller still owns
+ * f. Once it returns 0, f may already be done and gone unless the caller
+ * holds a reference. */
+int gather__pool_queue(gather_pool *p, gather_future *f, bool counted);
 /* Submits a gather_map chunk (fn(arg), no future): queued like
  * gather_submit(p, fn, arg, NULL), but not counted in the stats (its jobs
  * are, with gather__pool_count_jobs), and run even when the pool cancels

@@ -222,6 +222,36 @@ bool gather__map_cancel_requested(const void *arg)
     return run_cancelled(c->run);
 }
 
+/* A chunk's jobs see a cancel of their run (GATHER_CANCEL_ON_ERROR). */
+static bool chunk_cancel_requested(const gather_future *f)
+{
+    return gather__map_cancel_requested(f->arg);
+}
+
+/* Chunks are task blocks without hooks; the run's future is internal: it
+ * is never handed out, so nothing cancels it. */
+const gather__future_ops gather__chunk_ops = {
+    .is_task = true,
+    .destroy = gather__task_free,
+    .cancel_requested = chunk_cancel_requested,
+};
+
+static bool map_never_cancelled(gather_future *f)
+{
+    (void)f;
+    return false;
+}
+
+static void map_destroy(gather_future *f)
+{
+    gather__free(f); /* the run: its future comes first */
+}
+
+const gather__future_ops gather__map_ops = {
+    .cancel = map_never_cancelled,
+    .destroy = map_destroy,
+};
+
 /* ---- the caller's side -------------------------------------------------- */
 
 static map_run *run_alloc(size_t n)

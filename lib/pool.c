@@ -380,11 +380,13 @@ int gather__pool_create(gather_pool **out, const gather_pool_options *opts,
                                          memory_order_relaxed);
     p->stack_size = stack_size_for(opts != NULL ? opts->stack_size : 0);
     atomic_init(&p->inject_len, 0);
+    atomic_init(&p->blocking_len, 0);
     atomic_init(&p->stopping, false);
     atomic_init(&p->cancelling, false);
     atomic_init(&p->exiting, false);
     atomic_init(&p->ext_submitted, 0);
     atomic_init(&p->ext_cancelled, 0);
+    atomic_init(&p->holds, 1); /* the owner's */
 
     size_t name_len = strlen(name);
     p->name = gather__malloc(name_len + 1);
@@ -483,8 +485,21 @@ int gather_pool_destroy(gather_pool *pool)
     gather__lock(&pool->grow_lock);
     gather__unlock(&pool->grow_lock);
     stop_threads(pool);
-    free_pool(pool);
+    gather__pool_unhold(pool); /* the owner's hold: freed unless held */
     return 0;
+}
+
+void gather__pool_hold(gather_pool *p)
+{
+    /* relaxed: the caller already has the pool alive (its own hold). */
+    atomic_fetch_add_explicit(&p->holds, 1, memory_order_relaxed);
+}
+
+void gather__pool_unhold(gather_pool *p)
+{
+    /* acq_rel: the last one frees after every holder's use of the pool. */
+    if (atomic_fetch_sub_explicit(&p->holds, 1, memory_order_acq_rel) == 1)
+        free_pool(p);
 }
 
 size_t gather_pool_threads(const gather_pool *pool)
@@ -545,53 +560,66 @@ gather_pool *gather__pool_resolve(const gather_pool *pool, int *err)
 }
 
 
-/* A new task block with `refs` references, or NULL. */
-static gather_future *new_task(gather_pool *p, gather_fn fn, void *arg,
-                               uint32_t refs)
+gather_future *gather__task_new(gather_pool *p, uint8_t kind, gather_fn fn,
+                               void *arg, uint32_t refs)
 {
     gather_future *f = gather__task_alloc();
     if (f != NULL) {
-        gather__future_init(f, GATHER__TASK, refs);
+        gather__future_init(f, kind, refs);
         f->fn = fn;
         f->arg = arg;
         f->pool = p;
+        f->lane = GATHER__LANE_NORMAL;
     }
     return f;
 }
 
-/* gather_submit() once the pool is resolved; `chunk`: a gather_map chunk
- * (not counted, see gather__submit_chunk). */
-static int submit_one(gather_pool *p, gather_fn fn, void *arg,
-                      gather_future **future, bool chunk)
+/* gather__pool_queue() for the calling thread's worker of p, w (or NULL). */
+static int queue_task(gather_pool *p, gather__worker *w, gather_future *f,
+                      bool counted)
+{
+    if (w == NULL || f->lane == GATHER__LANE_BLOCKING) {
+        /* A blocking task starts on an idle or spare thread at once, from
+         * outside or inside alike: not behind its submitter's own work. */
+        if (f->lane == GATHER__LANE_BLOCKING)
+            gather__blocking_prepare(p);
+        return gather__inject_push(p, f, counted, w != NULL); /* wakes under its lock */
+    }
+    if (counted)
+        add_to(&w->submitted, 1); /* before the push: a thief may finish it first */
+    if (gather__deque_push_owner(&w->deque, f) != 0) {
+        if (counted)
+            atomic_store_explicit(&w->submitted,
+                                  atomic_load_explicit(&w->submitted, memory_order_relaxed) - 1,
+                                  memory_order_relaxed);
+        return ENOMEM;
+    }
+    /* On our own deque: the pool cannot be destroyed while this task runs,
+     * so waking after the push is safe. */
+    gather__sleep_wake_one(&p->sleep);
+    return 0;
+}
+
+int gather__pool_queue(gather_pool *p, gather_future *f, bool counted)
+{
+    return queue_task(p, on_own_thread(p) ? gather__worker_self() : NULL, f,
+                      counted);
+}
+
+/* gather_submit() once the pool is resolved. */
+static int submit_one(gather_pool *p, uint8_t kind, gather_fn fn, void *arg,
+                      gather_future **future)
 {
     gather__worker *w = on_own_thread(p) ? gather__worker_self() : NULL;
     if (w == NULL && atomic_load_explicit(&p->stopping, memory_order_relaxed))
         return ESHUTDOWN; /* early answer; inject_push decides under the lock */
-
-    gather_future *f = new_task(p, fn, arg, future != NULL ? 2 : 1);
+    gather_future *f = gather__task_new(p, kind, fn, arg, future != NULL ? 2 : 1);
     if (f == NULL)
         return ENOMEM;
-    f->chunk = chunk;
-    if (w != NULL) {
-        if (!chunk)
-            add_to(&w->submitted, 1); /* before the push: a thief may finish it first */
-        if (gather__deque_push_owner(&w->deque, f) != 0) {
-            if (!chunk)
-                atomic_store_explicit(&w->submitted,
-                                      atomic_load_explicit(&w->submitted, memory_order_relaxed) - 1,
-                                      memory_order_relaxed);
-            gather__task_free(f);
-            return ENOMEM;
-        }
-        /* On our own deque: the pool cannot be destroyed while this task
-         * runs, so waking after the push is safe. */
-        gather__sleep_wake_one(&p->sleep);
-    } else {
-        int rc = gather__inject_push(p, f, !chunk); /* wakes under its lock */
-        if (rc != 0) {
-            gather__task_free(f);
-            return rc;
-        }
+    int rc = queue_task(p, w, f, kind != GATHER__CHUNK);
+    if (rc != 0) {
+        gather__task_free(f);
+        return rc;
     }
     /* With a NULL `future` the task may already be finished and freed: f is
      * not touched again below, nor is the pool. */
@@ -611,12 +639,12 @@ int gather_submit(gather_pool *pool, gather_fn fn, void *arg,
     gather_pool *p = gather__pool_resolve(pool, &err);
     if (p == NULL)
         return err;
-    return submit_one(p, fn, arg, future, false);
+    return submit_one(p, GATHER__TASK, fn, arg, future);
 }
 
 int gather__submit_chunk(gather_pool *p, gather_fn fn, void *arg)
 {
-    return submit_one(p, fn, arg, NULL, true);
+    return submit_one(p, GATHER__CHUNK, fn, arg, NULL);
 }
 
 void gather__pool_count_jobs(gather_pool *p, uint64_t submitted,

@@ -55,14 +55,6 @@
 #define HELP_STACK_RESERVE (256 * 1024)
 #define HELP_DEPTH_MAX 4096
 
-/* initial-exec: one %fs-relative load instead of a __tls_get_addr call in
- * the shared library (static TLS; fine for dlopen on glibc, which reserves
- * surplus static TLS for such libraries). */
-#if defined(__GNUC__) && !defined(__APPLE__)
-#define GATHER_TLS _Thread_local __attribute__((tls_model("initial-exec")))
-#else
-#define GATHER_TLS _Thread_local
-#endif
 static GATHER_TLS gather__worker *tls_worker;
 static GATHER_TLS gather_future *tls_current; /* innermost running task */
 static GATHER_TLS unsigned tls_depth; /* tasks running on this thread's stack */
@@ -168,6 +160,12 @@ void gather__task_free(gather_future *f)
     gather__free(f);
 }
 
+/* Plain tasks: no hooks, and a cancel is the task protocol's. */
+const gather__future_ops gather__task_ops = {
+    .is_task = true,
+    .destroy = gather__task_free,
+};
+
 bool gather__worker_work_visible(gather__worker *w)
 {
     return gather__pool_work_visible(w->pool);
@@ -223,7 +221,7 @@ static gather_future *find_task(gather__worker *w)
     gather_future *f = gather__deque_pop_owner(&w->deque);
     if (f != NULL)
         return f; /* our own spawns: their pushes woke sleepers already */
-    f = gather__inject_take(w->pool);
+    f = gather__inject_take(w->pool, false);
     if (f == NULL)
         f = steal_any(w);
     if (f != NULL)
@@ -260,6 +258,43 @@ static void set_busy(gather__worker *w, bool busy)
         atomic_store_explicit(&w->regions, 0, memory_order_relaxed);
 }
 
+/* A task of a hooked kind is over (returned, or cancelled unrun): its
+ * kind's hook, before DONE (say, gather_submit_ex's arg_free). */
+static void task_over(gather_future *f)
+{
+    void (*over)(gather_future *) = gather__ops(f)->task_over;
+    if (over != NULL)
+        over(f);
+}
+
+/* Runs f's function with the thread's task state around it. */
+static int call_task(gather__worker *w, gather_future *f, void **result)
+{
+    /* relaxed: compared only by this thread (gather__future_never_done_for_caller)
+     * to find tasks running beneath it; other threads never match it. */
+    atomic_store_explicit(&f->runner, w, memory_order_relaxed);
+    gather_future *outer = tls_current;
+    int64_t outer_base = tls_own_base;
+    tls_current = f;
+    /* relaxed: only this thread, the deque's owner, writes bottom. */
+    tls_own_base = atomic_load_explicit(&w->deque.bottom, memory_order_relaxed);
+    tls_depth++;
+    int rc = f->fn(f->arg, result);
+    tls_depth--;
+    tls_current = outer;
+    tls_own_base = outer_base;
+    return rc;
+}
+
+/* A GATHER_TASK_BLOCKING task runs as one blocking region (blocking.c). */
+static int call_blocking_task(gather__worker *w, gather_future *f, void **result)
+{
+    gather__blocking_region_begin(w);
+    int rc = call_task(w, f, result);
+    gather__blocking_region_end(w);
+    return rc;
+}
+
 static void run_task(gather__worker *w, gather_future *f)
 {
     /* relaxed: the claim only arbitrates against gather_future_cancel();
@@ -271,30 +306,27 @@ static void run_task(gather__worker *w, gather_future *f)
         return;
     }
     gather_pool *p = w->pool;
-    if (gather__pool_cancelling(p) && !f->chunk) { /* chunks cancel their jobs */
+    /* One byte tells the fork-join path that no hook applies. */
+    bool hooked = f->kind >= GATHER__HOOKED_TASK;
+    bool counted = f->kind != GATHER__CHUNK;
+    if (gather__pool_cancelling(p) && counted) { /* chunks cancel their jobs */
         bump(&w->cancelled);
+        if (hooked)
+            task_over(f);
         gather__future_complete_release(f, ECANCELED, NULL, true);
         return;
     }
     bool top = tls_depth == 0;
     if (top)
         set_busy(w, true);
-    /* relaxed: compared only by this thread (gather__future_never_done_for_caller)
-     * to find tasks running beneath it; other threads never match it. */
-    atomic_store_explicit(&f->runner, w, memory_order_relaxed);
-    gather_future *outer = tls_current;
-    int64_t outer_base = tls_own_base;
-    tls_current = f;
-    /* relaxed: only this thread, the deque's owner, writes bottom. */
-    tls_own_base = atomic_load_explicit(&w->deque.bottom, memory_order_relaxed);
-    tls_depth++;
     void *result = NULL;
-    int rc = f->fn(f->arg, &result);
-    tls_depth--;
-    tls_current = outer;
-    tls_own_base = outer_base;
-    if (!f->chunk)
+    int rc = hooked && f->lane == GATHER__LANE_BLOCKING
+                 ? call_blocking_task(w, f, &result)
+                 : call_task(w, f, &result);
+    if (counted)
         bump(&w->completed); /* counted before DONE, as SPEC.md asks */
+    if (hooked)
+        task_over(f);
     bool cancel_req = rc == ECANCELED && gather__pool_cancelling(p);
     /* Completes and gives up the queue's reference, in one CAS when
      * nobody listens (future.c). */
@@ -360,6 +392,12 @@ static size_t alive_of(const gather_pool *p)
     return atomic_load_explicit(&((gather_pool *)p)->sleep.alive, memory_order_relaxed);
 }
 
+/* Is a blocking task queued (a hint; see idle_wait)? */
+static bool blocking_queued(gather_pool *p)
+{
+    return atomic_load_explicit(&p->blocking_len, memory_order_seq_cst) != 0;
+}
+
 /* Why the loop ends. */
 enum { STAY, EXIT_DESTROY, EXIT_RETIRED };
 
@@ -391,7 +429,8 @@ static int idle_wait(gather__worker *w, bool overfull)
         gather__sleep_leave(&p->sleep, &w->parker);
         return EXIT_DESTROY;
     }
-    if (overfull ? !gather__elastic_overfull(w) : gather__pool_work_visible(p)) {
+    if (overfull ? !gather__elastic_overfull(w) || blocking_queued(p)
+                 : gather__pool_work_visible(p)) {
         gather__sleep_leave(&p->sleep, &w->parker);
         return STAY;
     }
@@ -524,7 +563,12 @@ void *gather__worker_main(void *arg)
         if (why != STAY)
             break;
         if (gather__elastic_overfull(w)) {
-            why = idle_wait(w, true);
+            /* Blocking tasks do not count against `threads`: take them. */
+            gather_future *f = gather__inject_take(w->pool, true);
+            if (f != NULL)
+                run_task(w, f);
+            else
+                why = idle_wait(w, true);
             continue;
         }
         if (gather__worker_help(w))
