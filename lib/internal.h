@@ -459,6 +459,12 @@ struct gather_pool {
 gather__worker *gather__worker_self(void);
 /* One step of helping from w's own deque only (the fork-join fast path). */
 bool gather__worker_help_local(gather__worker *w);
+/* Queues task f (counted already) as the calling thread's next task when
+ * it is a worker of p between top-level tasks: on its own deque, waking
+ * nobody, since the loop pops it next (thieves may still take it). False
+ * when that is not the case: queue it with gather__pool_queue() instead.
+ * A continuation's fast path (then.c). */
+bool gather__worker_queue_next(gather_pool *p, gather_future *f);
 /* Deep in nested tasks: waits help only from their own deque. */
 bool gather__worker_helps_locally_only(void);
 /* One step of helping: finds a task of w's pool and runs it. */

@@ -6,6 +6,9 @@
  * worker's own deque when that worker belongs to the link's pool, else in
  * the injection queue), so completing prev never runs the continuation on
  * the completer's stack, and a chain of any length runs in constant stack.
+ * A worker that completes prev at the end of a top-level task queues the
+ * link as its own next task without waking another thread: a chain then
+ * runs link after link on one worker, at the cost of a deque push and pop.
  * Until then the link is an ordinary pending task to gather_future_cancel()
  * (the task protocol's claim), which is how a cancel before the start
  * keeps fn from running without touching prev.
@@ -65,7 +68,7 @@ static void on_prev_done(gather__listener *listener, gather_future *prev)
      * after this load is discarded by the worker that pops it. */
     if (atomic_load_explicit(&next->state, memory_order_relaxed) & GATHER__CLAIMED) {
         gather_future_release(next); /* cancelled unrun: the queue's ref */
-    } else {
+    } else if (!gather__worker_queue_next(p, next)) {
         int rc = gather__pool_queue(p, next, false); /* counted when made */
         if (rc != 0) {
             /* The pool was shut down (or memory ran out) before prev was

@@ -335,6 +335,19 @@ static void run_task(gather__worker *w, gather_future *f)
         set_busy(w, false);
 }
 
+bool gather__worker_queue_next(gather_pool *p, gather_future *f)
+{
+    gather__worker *w = tls_worker;
+    /* Between top-level tasks (a completion at the end of run_task), not
+     * overfull (see the loop: it would park before looking at its deque;
+     * relaxed: hints, as in gather__elastic_overfull). */
+    if (w == NULL || w->pool != p || tls_depth != 0 ||
+        atomic_load_explicit(&p->sleep.alive, memory_order_relaxed) >
+            atomic_load_explicit(&p->threads, memory_order_relaxed))
+        return false;
+    return gather__deque_push_owner(&w->deque, f) == 0;
+}
+
 bool gather__worker_help_local(gather__worker *w)
 {
     /* Deep in nested tasks, only the waiting task's own spawns: a sibling
