@@ -84,6 +84,42 @@ extern _Atomic unsigned gather__tsan_fence_word;
 #define GATHER_TLS _Thread_local
 #endif
 
+/* ---- clocks (every file) ------------------------------------------------ */
+
+/* A timespec in nanoseconds. */
+static inline uint64_t gather__ns(const struct timespec *ts)
+{
+    return (uint64_t)ts->tv_sec * 1000000000u + (uint64_t)ts->tv_nsec;
+}
+
+/* CLOCK_MONOTONIC now, in nanoseconds. */
+static inline uint64_t gather__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return gather__ns(&ts);
+}
+
+/* Absolute CLOCK_MONOTONIC deadline timeout_ns from now. */
+static inline void gather__deadline(struct timespec *ts, uint64_t timeout_ns)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    /* Saturate at the largest time_t (minus a second for the carry below)
+     * instead of overflowing; time_t may be 32 or 64 bits. */
+    uint64_t time_max = sizeof(time_t) >= 8 ? (uint64_t)INT64_MAX
+                                            : (uint64_t)INT32_MAX;
+    uint64_t room = time_max - (uint64_t)ts->tv_sec - 1;
+    uint64_t s = timeout_ns / 1000000000u;
+    if (s > room)
+        s = room;
+    ts->tv_sec += (time_t)s;
+    ts->tv_nsec += (long)(timeout_ns % 1000000000u);
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
 /* ---- alloc.c ------------------------------------------------------------ */
 
 void *gather__malloc(size_t size);
@@ -618,14 +654,6 @@ int gather__wait(gather_future *const fs[], size_t n,
 /* Allocates a waitset for n futures in advance (NULL when out of memory). */
 gather__waitset *gather__waitset_reserve(size_t n);
 void gather__waitset_unreserve(gather__waitset *ws);
-/* Absolute CLOCK_MONOTONIC deadline timeout_ns from now. */
-void gather__deadline(struct timespec *ts, uint64_t timeout_ns);
-/* A timespec in nanoseconds, and CLOCK_MONOTONIC now in nanoseconds. */
-static inline uint64_t gather__ns(const struct timespec *ts)
-{
-    return (uint64_t)ts->tv_sec * 1000000000u + (uint64_t)ts->tv_nsec;
-}
-uint64_t gather__now_ns(void);
 
 /* ---- gather.c ----------------------------------------------------------- */
 

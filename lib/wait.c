@@ -283,31 +283,6 @@ static void arm(gather__waitset *ws, gather_future *const fs[], size_t n,
 
 /* ---- the wait ------------------------------------------------------------ */
 
-uint64_t gather__now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return gather__ns(&ts);
-}
-
-void gather__deadline(struct timespec *ts, uint64_t timeout_ns)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    /* Saturate at the largest time_t (minus a second for the carry below)
-     * instead of overflowing; time_t may be 32 or 64 bits. */
-    uint64_t time_max = sizeof(time_t) >= 8 ? (uint64_t)INT64_MAX
-                                            : (uint64_t)INT32_MAX;
-    uint64_t room = time_max - (uint64_t)ts->tv_sec - 1;
-    uint64_t s = timeout_ns / 1000000000u;
-    if (s > room)
-        s = room;
-    ts->tv_sec += (time_t)s;
-    ts->tv_nsec += (long)(timeout_ns % 1000000000u);
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
 
 static bool expired(const struct timespec *deadline)
 {
