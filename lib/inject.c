@@ -103,6 +103,23 @@ gather_future *gather__inject_take(gather_pool *p, bool blocking_only)
     return f;
 }
 
+gather_future *gather__inject_take_all(gather_pool *p)
+{
+    gather__lock(&p->inject_lock);
+    gather_future *all = NULL, **tail = &all;
+    for (unsigned lane = 0; lane < GATHER__LANES; lane++) {
+        if (p->lane[lane].head == NULL)
+            continue;
+        *tail = p->lane[lane].head;
+        tail = &p->lane[lane].tail->next;
+        p->lane[lane].head = p->lane[lane].tail = NULL;
+    }
+    atomic_store_explicit(&p->inject_len, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->blocking_len, 0, memory_order_relaxed);
+    gather__unlock(&p->inject_lock);
+    return all;
+}
+
 bool gather__pool_work_visible(void *pool)
 {
     gather_pool *p = pool;

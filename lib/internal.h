@@ -476,6 +476,7 @@ struct gather_pool {
     pthread_mutex_t drain_lock;
     pthread_cond_t drain_cond;
     bool drained; /* guarded by drain_lock */
+    size_t sweeping; /* guarded by drain_lock: cancelling sweeps running */
     size_t shutdown_waiters; /* guarded by drain_lock: threads in shutdown */
 
     /* Counters for threads that are not workers of this pool. */
@@ -532,6 +533,9 @@ int gather__inject_push(gather_pool *p, gather_future *f, bool counted,
 /* Takes the oldest task of the first non-empty lane (only the blocking
  * lane when `blocking_only`), or NULL. */
 gather_future *gather__inject_take(gather_pool *p, bool blocking_only);
+/* Empties the injection queue (every lane): returns its tasks linked by
+ * `next`, or NULL when it was empty. */
+gather_future *gather__inject_take_all(gather_pool *p);
 /* Is a task queued anywhere in p (injection queue or a deque)? A hint. */
 bool gather__pool_work_visible(void *pool);
 /* About how many tasks are queued in p (a hint). */

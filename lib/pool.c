@@ -429,9 +429,74 @@ void gather__pool_check_drained(gather_pool *p)
     if (!gather__sleep_quiescent(&p->sleep, gather__pool_work_visible, p))
         return;
     gather__lock(&p->drain_lock);
-    p->drained = true;
-    pthread_cond_broadcast(&p->drain_cond);
+    /* A sweep holds tasks it took from the queues: not drained until it
+     * has completed them (it checks again when it ends). */
+    if (p->sweeping == 0) {
+        p->drained = true;
+        pthread_cond_broadcast(&p->drain_cond);
+    }
     gather__unlock(&p->drain_lock);
+}
+
+/* A task taken from p's queues by a cancelling shutdown: cancelled, except
+ * a gather_map chunk, which runs here and cancels its jobs itself (the
+ * pool is cancelling, so it runs none of them). */
+static void sweep_one(gather_pool *p, gather_future *f)
+{
+    if (!gather__future_try_claim(f)) {
+        /* A canceller got it first and completes it: wait for DONE before
+         * the queue's reference goes (worker.c: discard_cancelled). */
+        while (!(gather__future_state(f) & GATHER__DONE))
+            sched_yield();
+        gather_future_release(f);
+        return;
+    }
+    if (f->kind == GATHER__CHUNK) {
+        void *result = NULL;
+        int rc = f->fn(f->arg, &result);
+        gather__future_complete_release(f, rc, result, false);
+        return;
+    }
+    gather__pool_count_cancel(p);
+    void (*over)(gather_future *) = gather__ops(f)->task_over;
+    if (over != NULL)
+        over(f); /* say, arg_free: before DONE */
+    gather__future_complete_release(f, ECANCELED, NULL, true);
+}
+
+/*
+ * GATHER_CANCEL_PENDING: cancels every queued task now, on the calling
+ * thread, instead of when a worker would have popped it: with every worker
+ * in a long task, their waiters are woken at once (SPEC.md). Takes the
+ * injection queue and steals from every deque (any thread may steal); what
+ * workers pop meanwhile they cancel themselves, as the pool is cancelling.
+ */
+static void sweep_queued(gather_pool *p)
+{
+    gather__lock(&p->drain_lock);
+    p->sweeping++;
+    gather__unlock(&p->drain_lock);
+    gather_future *f;
+    while ((f = gather__inject_take_all(p)) != NULL) {
+        while (f != NULL) {
+            gather_future *next = f->next;
+            sweep_one(p, f);
+            f = next;
+        }
+    }
+    size_t n;
+    gather__worker *const *slot = gather__pool_workers(p, &n);
+    for (size_t i = 0; i < n; i++) {
+        void *item;
+        int rc;
+        while ((rc = gather__deque_steal(&slot[i]->deque, &item)) != ENOENT)
+            if (rc == 0)
+                sweep_one(p, item);
+    }
+    gather__lock(&p->drain_lock);
+    p->sweeping--;
+    gather__unlock(&p->drain_lock);
+    gather__pool_check_drained(p);
 }
 
 int gather_pool_shutdown(gather_pool *pool, unsigned flags)
@@ -454,6 +519,8 @@ int gather_pool_shutdown(gather_pool *pool, unsigned flags)
      * also sees every task pushed before it. */
     atomic_store_explicit(&pool->stopping, true, memory_order_release);
     gather__unlock(&pool->inject_lock);
+    if (flags & GATHER_CANCEL_PENDING)
+        sweep_queued(pool);
     /* Wake sleepers so that queued tasks are cancelled promptly and the
      * last idle worker re-checks for the drain. */
     gather__sleep_wake_all(&pool->sleep);

@@ -686,6 +686,156 @@ START_TEST(test_shutdown_cancel_pending_cancels_queued_and_flags_running)
 }
 END_TEST
 
+/* ---- queued tasks are cancelled at once, while every worker is busy ----- */
+
+#define PROMPT_QUEUED 1000
+#define PROMPT_SUBTASKS 3
+#define PROMPT_JOBS 64
+
+/* A gated task that first spawns subtasks on its own deque (queued behind
+ * it: nobody else is free to steal them). */
+typedef struct spawner {
+    tu_gate *gate;
+    tu_count *started;
+    atomic_int *sub_ran;
+    gather_future *sub[PROMPT_SUBTASKS];
+} spawner;
+
+static int task_spawn_then_gate(void *arg, void **result)
+{
+    spawner *s = (spawner *)arg;
+    (void)result;
+    for (int i = 0; i < PROMPT_SUBTASKS; i++)
+        ck_assert_int_eq(gather_submit(gather_current_pool(), tu_task_count,
+                                       s->sub_ran, &s->sub[i]), 0);
+    tu_count_add(s->started, 1);
+    tu_gate_wait(s->gate);
+    return 0;
+}
+
+typedef struct waiter_ctx {
+    gather_future *f;
+    int rc;
+    tu_count *woke;
+} waiter_ctx;
+
+static void *prompt_waiter_main(void *arg)
+{
+    waiter_ctx *w = (waiter_ctx *)arg;
+    w->rc = gather_future_wait(w->f, NULL);
+    tu_count_add(w->woke, 1);
+    return NULL;
+}
+
+typedef struct map_ctx {
+    gather_pool *pool;
+    atomic_int *ran;
+    int rc;
+    gather_result res[PROMPT_JOBS];
+    tu_count *woke;
+} map_ctx;
+
+static void *map_main(void *arg)
+{
+    map_ctx *m = (map_ctx *)arg;
+    void *args[PROMPT_JOBS];
+    for (int i = 0; i < PROMPT_JOBS; i++)
+        args[i] = m->ran;
+    m->rc = gather_map(m->pool, tu_task_count, args, PROMPT_JOBS, m->res,
+                       GATHER_RETURN_ERRORS);
+    tu_count_add(m->woke, 1);
+    return NULL;
+}
+
+START_TEST(test_shutdown_cancel_pending_is_prompt_while_workers_are_busy)
+{
+    gather_pool *p = tu_pool(2);
+    tu_gate gate;
+    tu_count started, woke;
+    tu_gate_init(&gate);
+    tu_count_init(&started);
+    tu_count_init(&woke);
+    atomic_int sub_ran = 0, queued_ran = 0, jobs_ran = 0;
+    /* Both workers stay in a task until the gate opens; one has subtasks
+     * queued on its deque. */
+    spawner sp = {.gate = &gate, .started = &started, .sub_ran = &sub_ran};
+    tu_gated other = {.gate = &gate, .started = &started};
+    gather_future *busy[2];
+    ck_assert_int_eq(gather_submit(p, task_spawn_then_gate, &sp, &busy[0]), 0);
+    ck_assert_int_eq(gather_submit(p, tu_task_gated, &other, &busy[1]), 0);
+    ck_assert_int_eq(tu_count_wait(&started, 2), 0);
+
+    gather_future **fq = malloc(PROMPT_QUEUED * sizeof *fq);
+    ck_assert_ptr_nonnull(fq);
+    for (int i = 0; i < PROMPT_QUEUED; i++)
+        ck_assert_int_eq(gather_submit(p, tu_task_count, &queued_ran, &fq[i]), 0);
+    /* A gather_map from outside, its chunk queued (its jobs are counted in
+     * `submitted` once the chunk is queued). */
+    map_ctx m = {.pool = p, .ran = &jobs_ran, .rc = -1, .woke = &woke};
+    pthread_t tm;
+    ck_assert_int_eq(pthread_create(&tm, NULL, map_main, &m), 0);
+    gather_pool_stats st;
+    uint64_t want = 2 + PROMPT_SUBTASKS + PROMPT_QUEUED + PROMPT_JOBS;
+    uint64_t deadline = tu_mono_ns() + (uint64_t)TU_WATCHDOG_S * 1000000000u;
+    do {
+        stats(p, &st);
+        ck_assert(tu_mono_ns() < deadline);
+        sched_yield();
+    } while (st.submitted < want);
+    /* Waiters for the last queued task and for a subtask. */
+    waiter_ctx wq = {.f = fq[PROMPT_QUEUED - 1], .rc = -1, .woke = &woke};
+    waiter_ctx ws = {.f = sp.sub[0], .rc = -1, .woke = &woke};
+    pthread_t tq, tsub;
+    ck_assert_int_eq(pthread_create(&tq, NULL, prompt_waiter_main, &wq), 0);
+    ck_assert_int_eq(pthread_create(&tsub, NULL, prompt_waiter_main, &ws), 0);
+
+    shut_ctx s = {.pool = p, .flags = GATHER_CANCEL_PENDING, .rc = -1};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, shutdown_main, &s), 0);
+    /* Every waiter wakes while the gate is still shut: nothing waited for
+     * a worker to pop the queued tasks. */
+    ck_assert_int_eq(tu_count_wait(&woke, 3), 0);
+    ck_assert_int_eq(wq.rc, ECANCELED);
+    ck_assert_int_eq(ws.rc, ECANCELED);
+    for (int i = 0; i < PROMPT_QUEUED; i++) {
+        ck_assert(gather_future_cancelled(fq[i]));
+        ck_assert_ptr_null(gather_future_value(fq[i]));
+    }
+    for (int i = 0; i < PROMPT_SUBTASKS; i++)
+        ck_assert(gather_future_cancelled(sp.sub[i]));
+    ck_assert_int_eq(m.rc, 0);
+    for (int i = 0; i < PROMPT_JOBS; i++)
+        ck_assert_int_eq(m.res[i].error, ECANCELED);
+    ck_assert_int_eq(atomic_load(&s.returned), 0); /* the gated tasks run */
+    ck_assert(!gather_future_done(busy[0]) && !gather_future_done(busy[1]));
+    stats(p, &st);
+    ck_assert_uint_eq(st.cancelled, PROMPT_SUBTASKS + PROMPT_QUEUED + PROMPT_JOBS);
+
+    tu_gate_open(&gate);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    ck_assert_int_eq(s.rc, 0);
+    ck_assert_int_eq(pthread_join(tq, NULL), 0);
+    ck_assert_int_eq(pthread_join(tsub, NULL), 0);
+    ck_assert_int_eq(pthread_join(tm, NULL), 0);
+    ck_assert_int_eq(atomic_load(&queued_ran), 0);
+    ck_assert_int_eq(atomic_load(&sub_ran), 0);
+    ck_assert_int_eq(atomic_load(&jobs_ran), 0);
+    stats(p, &st);
+    ck_assert_uint_eq(st.completed, 2);
+    for (int i = 0; i < PROMPT_QUEUED; i++)
+        gather_future_release(fq[i]);
+    free(fq);
+    for (int i = 0; i < PROMPT_SUBTASKS; i++)
+        gather_future_release(sp.sub[i]);
+    gather_future_release(busy[0]);
+    gather_future_release(busy[1]);
+    ck_assert_int_eq(gather_pool_destroy(p), 0);
+    tu_gate_destroy(&gate);
+    tu_count_destroy(&started);
+    tu_count_destroy(&woke);
+}
+END_TEST
+
 /* A running task that notices a CANCEL_PENDING shutdown submits subtasks:
  * they are accepted and complete with ECANCELED without running. */
 typedef struct drain_ctx {
@@ -849,6 +999,7 @@ int main(void)
     tc = tcase_create("shutdown");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_shutdown_cancel_pending_cancels_queued_and_flags_running);
+    tcase_add_test(tc, test_shutdown_cancel_pending_is_prompt_while_workers_are_busy);
     tcase_add_test(tc, test_subtasks_during_cancel_pending_drain_are_cancelled);
     tcase_add_test(tc, test_plain_shutdown_requests_no_cancel);
     suite_add_tcase(s, tc);
