@@ -88,6 +88,12 @@ extern "C" {
  * counterpart of raising an exception). `*result` starts as NULL; the task
  * may set it on success, and on failure (an error payload). What `*result`
  * points to belongs to the application: the library never frees it.
+ * A task should not return EINPROGRESS (it reads as "not done"); every
+ * other code is kept as-is. A task that ends its own thread (pthread_exit)
+ * completes with EOWNERDEAD and a NULL value, and so does every task that
+ * was running beneath it on that thread (a wait that was helping); the
+ * pool starts a thread in its place. (Not covered: a gather_map job that
+ * ends its thread, which leaves that gather_map call waiting.)
  */
 typedef int (*gather_fn)(void *arg, void **result);
 

@@ -275,6 +275,10 @@ static int call_task(gather__worker *w, gather_future *f, void **result)
     atomic_store_explicit(&f->runner, w, memory_order_relaxed);
     gather_future *outer = tls_current;
     int64_t outer_base = tls_own_base;
+    /* The tasks running on this thread, innermost first, linked through
+     * `next` (free while a task runs): a thread that ends inside them
+     * completes them all (thread_ended_in_task). */
+    f->next = outer;
     tls_current = f;
     /* relaxed: only this thread, the deque's owner, writes bottom. */
     tls_own_base = atomic_load_explicit(&w->deque.bottom, memory_order_relaxed);
@@ -532,6 +536,62 @@ static void publish_identity(gather__worker *w)
 }
 
 /*
+ * A task ended its worker's thread (pthread_exit, or a cancellation that
+ * the task enabled): this destructor of exit_key runs on the dying thread
+ * (its TLS still readable) instead of a return to the loop. Every task that
+ * was running on the thread, innermost first, completes with EOWNERDEAD
+ * (counted as completed, its kind's hook run first), so no waiter waits
+ * for ever; the thread then retires like a spare, after starting its
+ * replacement, so the pool keeps `threads` threads and shutdown and
+ * destroy return as usual (destroy joins the slot). The tasks still on its
+ * deque stay there for thieves; one sleeper is woken for them.
+ */
+static pthread_key_t exit_key;
+static bool exit_key_ok;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+
+static void thread_ended_in_task(void *arg);
+
+static void exit_key_init(void)
+{
+    exit_key_ok = pthread_key_create(&exit_key, thread_ended_in_task) == 0;
+}
+
+static void leave(gather__worker *w, int why);
+
+static void thread_ended_in_task(void *arg)
+{
+    gather__worker *w = arg;
+    gather_pool *p = w->pool;
+    gather_future *f = tls_current;
+    tls_current = NULL;
+    tls_depth = 0;
+    while (f != NULL) {
+        gather_future *outer = f->next;
+        if (f->kind != GATHER__CHUNK)
+            bump(&w->completed);
+        if (f->kind >= GATHER__HOOKED_TASK)
+            task_over(f);
+        gather__future_complete_release(f, EOWNERDEAD, NULL, false);
+        f = outer;
+    }
+    set_busy(w, false);
+    int why = EXIT_DESTROY; /* only when destroy already closed the pool */
+    if (gather__sleep_retire(&p->sleep, NULL, 0)) {
+        why = EXIT_RETIRED;
+        gather__lock(&p->grow_lock);
+        /* relaxed: exiting is set by destroy, which takes grow_lock after
+         * the drain; a replacement started before it is joined by it. */
+        if (!atomic_load_explicit(&p->exiting, memory_order_relaxed))
+            (void)gather__pool_start_worker(p, threads_of(p), false);
+        gather__unlock(&p->grow_lock);
+        if (gather__deque_nonempty(&w->deque))
+            gather__sleep_wake_one(&p->sleep);
+    }
+    leave(w, why);
+}
+
+/*
  * A thread leaves, joinable. Stopped by destroy, destroy joins it after
  * its ZOMBIE store. Retired (a spare's keep-alive, a resize), it must be
  * joined by someone else: the default pool is never destroyed, and a
@@ -544,6 +604,8 @@ static void publish_identity(gather__worker *w)
  */
 static void leave(gather__worker *w, int why)
 {
+    if (exit_key_ok)
+        (void)pthread_setspecific(exit_key, NULL); /* a normal exit */
     gather__worker_forget_thread();
     atomic_store_explicit(&w->tid, 0, memory_order_relaxed);
     gather_pool *p = w->pool;
@@ -567,6 +629,9 @@ void *gather__worker_main(void *arg)
 {
     gather__worker *w = arg;
     tls_worker = w;
+    (void)pthread_once(&exit_once, exit_key_init);
+    if (exit_key_ok)
+        (void)pthread_setspecific(exit_key, w);
     record_stack();
     name_thread(w);
     publish_identity(w);

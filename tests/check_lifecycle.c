@@ -598,6 +598,82 @@ START_TEST(test_destroy_right_after_last_submit)
 }
 END_TEST
 
+/* ---- a task that ends its own thread ----------------------------------- */
+
+static int task_exits_thread(void *arg, void **result)
+{
+    (void)arg;
+    *result = &result; /* never seen: the future reads NULL */
+    pthread_exit(NULL);
+}
+
+typedef struct exit_parent {
+    gather_future *child;
+    int child_rc;
+} exit_parent;
+
+/* Waits for a subtask that ends the thread: the subtask runs nested on this
+ * very thread (a one-thread pool helps), so both end with it. */
+static int task_waits_for_exiting_child(void *arg, void **result)
+{
+    exit_parent *e = (exit_parent *)arg;
+    (void)result;
+    ck_assert_int_eq(gather_submit(gather_current_pool(), task_exits_thread,
+                                   NULL, &e->child), 0);
+    e->child_rc = gather_future_wait(e->child, NULL); /* never returns */
+    return 0;
+}
+
+static void count_arg_free(void *arg)
+{
+    atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+START_TEST(test_task_ending_its_thread_completes_with_eownerdead)
+{
+    gather_pool *p = tu_pool(1);
+    gather_future *f;
+    ck_assert_int_eq(gather_submit(p, task_exits_thread, NULL, &f), 0);
+    void *value = &value;
+    ck_assert_int_eq(gather_future_wait(f, &value), EOWNERDEAD);
+    ck_assert_ptr_null(value);
+    gather_future_release(f);
+
+    /* The pool replaced the thread: tasks still run, one thread. */
+    atomic_int ran = 0;
+    ck_assert_int_eq(gather_submit(p, tu_task_count, &ran, &f), 0);
+    ck_assert_int_eq(gather_future_wait(f, NULL), 0);
+    gather_future_release(f);
+    ck_assert_int_eq(atomic_load(&ran), 1);
+
+    /* Nested: the waiting parent ends with its child's thread. */
+    exit_parent e = {.child = NULL, .child_rc = -1};
+    ck_assert_int_eq(gather_submit(p, task_waits_for_exiting_child, &e, &f), 0);
+    ck_assert_int_eq(gather_future_wait(f, NULL), EOWNERDEAD);
+    ck_assert_int_eq(gather_future_wait(e.child, NULL), EOWNERDEAD);
+    ck_assert_int_eq(e.child_rc, -1);
+    gather_future_release(e.child);
+    gather_future_release(f);
+
+    /* A task with options: its arg_free still runs, once. */
+    atomic_int freed = 0;
+    gather_task_options o = {0};
+    o.arg_free = count_arg_free;
+    ck_assert_int_eq(gather_submit_ex(p, task_exits_thread, &freed, &o, &f), 0);
+    ck_assert_int_eq(gather_future_wait(f, NULL), EOWNERDEAD);
+    ck_assert_int_eq(atomic_load(&freed), 1);
+    gather_future_release(f);
+
+    gather_pool_stats st;
+    ck_assert_int_eq(gather_pool_stats_get(p, &st), 0);
+    ck_assert_uint_eq(st.completed, 5);
+    ck_assert_uint_eq(st.threads, 1);
+    ck_assert_uint_eq(gather_pool_threads(p), 1);
+    ck_assert_int_eq(gather_pool_shutdown(p, 0), 0);
+    ck_assert_int_eq(gather_pool_destroy(p), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("lifecycle");
@@ -618,6 +694,7 @@ int main(void)
     tcase_add_test(tc, test_shutdown_and_destroy_from_own_task_are_edeadlk);
     tcase_add_test(tc, test_shutdown_from_done_callback_on_pool_thread_is_edeadlk);
     tcase_add_test(tc, test_task_may_shut_down_another_pool);
+    tcase_add_test(tc, test_task_ending_its_thread_completes_with_eownerdead);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("races");
