@@ -386,6 +386,40 @@ static void compensate(gather_pool *p)
 }
 
 /*
+ * Deep waits. A wait nested too deep to run tasks on its own stack parks,
+ * and the tasks it waits for may be queued with no other thread to run
+ * them (a one-thread pool): the pool then lets one more thread run them,
+ * elastic or not. The parked task is not running, so at most `threads`
+ * tasks run at once. Bound: max_threads plus one thread per parked deep
+ * wait; each such thread is a spare that exits after its keep-alive.
+ */
+void gather__deep_wait_enter(gather_pool *p)
+{
+    /* relaxed: a bound read under grow_lock by compensations; a stale
+     * value lets one spare more or fewer start, and the waiter retries. */
+    atomic_fetch_add_explicit(&p->deep_waits, 1, memory_order_relaxed);
+}
+
+void gather__deep_wait_leave(gather_pool *p)
+{
+    atomic_fetch_sub_explicit(&p->deep_waits, 1, memory_order_relaxed);
+}
+
+void gather__deep_wait_compensate(gather_pool *p)
+{
+    if (atomic_load_explicit(&p->sleep.idle, memory_order_relaxed) > 0) {
+        gather__sleep_wake_one(&p->sleep);
+        return;
+    }
+    gather__lock(&p->grow_lock);
+    size_t limit = atomic_load_explicit(&p->max_threads, memory_order_relaxed) +
+                   atomic_load_explicit(&p->deep_waits, memory_order_relaxed);
+    if (!atomic_load_explicit(&p->exiting, memory_order_relaxed))
+        (void)gather__pool_start_worker(p, limit, true);
+    gather__unlock(&p->grow_lock);
+}
+
+/*
  * A blocking task is about to be queued: with no idle thread to take it,
  * start a spare now (the push that follows wakes an idle one).
  */

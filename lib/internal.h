@@ -454,6 +454,7 @@ struct gather_pool {
      * (acquire) to have their thread joined. */
     _Atomic(gather__monitor *) monitor;
     _Atomic size_t zombies;     /* slots in state ZOMBIE, to be joined */
+    _Atomic size_t deep_waits;  /* waits parked too deep to help (blocking.c) */
     char *name;
     size_t stack_size;
     bool is_default;
@@ -502,6 +503,9 @@ bool gather__worker_help_local(gather__worker *w);
  * when that is not the case: queue it with gather__pool_queue() instead.
  * A continuation's fast path (then.c). */
 bool gather__worker_queue_next(gather_pool *p, gather_future *f);
+/* So close to the end of this worker's stack that a wait runs nothing on
+ * it (wait.c parks and lets another thread run the work). */
+bool gather__worker_stack_exhausted(void);
 /* Deep in nested tasks: waits help only from their own deque. */
 bool gather__worker_helps_locally_only(void);
 /* One step of helping: finds a task of w's pool and runs it. */
@@ -591,6 +595,13 @@ void gather__blocking_region_end(gather__worker *w);
 /* Before a blocking task is queued on p: on an elastic pool with no idle
  * thread, starts a spare to take it. */
 void gather__blocking_prepare(gather_pool *p);
+/* A wait on a worker of p that cannot run the work it waits for (nested
+ * too deep) parks (enter/leave count it in p->deep_waits). Compensate:
+ * while work is queued, wakes an idle thread or starts a spare, up to
+ * max_threads plus the deep waits, on any pool, elastic or not. */
+void gather__deep_wait_enter(gather_pool *p);
+void gather__deep_wait_leave(gather_pool *p);
+void gather__deep_wait_compensate(gather_pool *p);
 /* Idle keep-alive of a thread beyond `threads`, in nanoseconds. */
 uint64_t gather__spare_keepalive_ns(void);
 

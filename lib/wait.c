@@ -325,17 +325,60 @@ static bool parked_sleep(gather__waitset *ws, const struct timespec *deadline)
     return true;
 }
 
+/* How long a deep wait parks before it looks at the queues again. */
+#define DEEP_RECHECK_NS 1000000u
+
+/*
+ * A wait nested too deep to take other work (or any work, near the end of
+ * its stack) parks for the condition; while it does, work it cannot run
+ * may be queued (what it waits for, from outside, or its own spawns), so
+ * it asks the pool for another thread to run it (blocking.c), and looks
+ * again every millisecond and whenever new work wakes it (it is in the
+ * registry, after every idle thread: wake_one prefers those).
+ */
+static bool deep_sleep(gather__worker *w, gather__waitset *ws,
+                       const struct timespec *deadline)
+{
+    gather_pool *p = gather_current_pool();
+    gather__sleep *s = gather__worker_sleep(w);
+    bool in_time = true;
+    gather__deep_wait_enter(p);
+    /* relaxed, own line: not running, for the monitor and overfull checks. */
+    atomic_store_explicit(&w->waiting, 1, memory_order_relaxed);
+    while (!triggered(ws)) {
+        gather__sleep_enter(s, &ws->parker, false);
+        if (triggered(ws)) {
+            gather__sleep_leave(s, &ws->parker);
+            break;
+        }
+        if (gather__worker_work_visible(w))
+            gather__deep_wait_compensate(p);
+        struct timespec recheck;
+        gather__deadline(&recheck, DEEP_RECHECK_NS);
+        const struct timespec *until = deadline != NULL &&
+            gather__ns(deadline) < gather__ns(&recheck) ? deadline : &recheck;
+        int rc = gather__park(&ws->parker, until);
+        gather__sleep_leave(s, &ws->parker);
+        if (rc == ETIMEDOUT && until == deadline && !triggered(ws)) {
+            in_time = false;
+            break;
+        }
+    }
+    atomic_store_explicit(&w->waiting, 0, memory_order_relaxed);
+    gather__deep_wait_leave(p);
+    return in_time;
+}
+
 static bool helping_sleep(gather__worker *w, gather__waitset *ws,
                           const struct timespec *deadline)
 {
     if (gather__worker_helps_locally_only()) {
         /* Too deep to take other work: run what is left of our own deque
-         * (nothing can be added to it while we wait), then park for the
-         * condition alone, out of the registry, so that no wake-up meant
-         * for work is swallowed here. */
+         * (nothing can be added to it while we wait) while the stack has
+         * room, then park, with another thread running the work. */
         while (!triggered(ws) && gather__worker_help(w))
             ;
-        return parked_sleep(ws, deadline);
+        return deep_sleep(w, ws, deadline);
     }
     gather__sleep *s = gather__worker_sleep(w);
     bool woken_for_work = false;

@@ -63,6 +63,9 @@ static GATHER_TLS unsigned tls_depth; /* tasks running on this thread's stack */
  * beneath (its siblings and theirs). */
 static GATHER_TLS int64_t tls_own_base;
 static GATHER_TLS uintptr_t tls_stack_low, tls_stack_high; /* worker's stack */
+/* Below this address a wait runs nothing on this stack, not even its own
+ * spawns: it parks and lets another thread run them (0: not known). */
+static GATHER_TLS uintptr_t tls_stack_floor;
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -115,7 +118,7 @@ void gather__worker_forget_thread(void)
     tls_current = NULL;
     tls_depth = 0;
     tls_own_base = 0;
-    tls_stack_low = tls_stack_high = 0;
+    tls_stack_low = tls_stack_high = tls_stack_floor = 0;
 }
 
 gather__worker *const *gather__pool_workers(const gather_pool *p, size_t *n)
@@ -352,8 +355,22 @@ bool gather__worker_queue_next(gather_pool *p, gather_future *f)
     return gather__deque_push_owner(&w->deque, f) == 0;
 }
 
+static size_t help_reserve(size_t stack_size)
+{
+    return stack_size / 4 < HELP_STACK_RESERVE ? stack_size / 4 : HELP_STACK_RESERVE;
+}
+
+bool gather__worker_stack_exhausted(void)
+{
+    return (uintptr_t)__builtin_frame_address(0) < tls_stack_floor;
+}
+
 bool gather__worker_help_local(gather__worker *w)
 {
+    /* Near the end of the stack, not even our own spawns: the wait parks
+     * and another thread runs them (wait.c: deep_sleep). One compare. */
+    if (gather__worker_stack_exhausted())
+        return false;
     /* Deep in nested tasks, only the waiting task's own spawns: a sibling
      * that also waits would nest the next sibling beneath it, as deep as
      * there are siblings (found by the fuzzer). relaxed: our own bottom. */
@@ -379,8 +396,7 @@ bool gather__worker_helps_locally_only(void)
     uintptr_t here = (uintptr_t)&probe;
     if (here <= tls_stack_low || here >= tls_stack_high)
         return false; /* not measurable here: the depth cap decides */
-    size_t size = tls_stack_high - tls_stack_low;
-    size_t reserve = size / 4 < HELP_STACK_RESERVE ? size / 4 : HELP_STACK_RESERVE;
+    size_t reserve = help_reserve(tls_stack_high - tls_stack_low);
     return here - tls_stack_low < reserve; /* stacks grow down */
 }
 
@@ -423,7 +439,9 @@ enum { STAY, EXIT_DESTROY, EXIT_RETIRED };
 static int beyond_max(gather__worker *w)
 {
     gather_pool *p = w->pool;
-    size_t max = atomic_load_explicit(&p->max_threads, memory_order_relaxed);
+    /* A thread started for a deep wait (blocking.c) counts beyond it. */
+    size_t max = atomic_load_explicit(&p->max_threads, memory_order_relaxed) +
+                 atomic_load_explicit(&p->deep_waits, memory_order_relaxed);
     if (alive_of(p) <= max || gather__deque_nonempty(&w->deque))
         return STAY;
     return gather__sleep_retire(&p->sleep, NULL, max) ? EXIT_RETIRED : STAY;
@@ -515,6 +533,9 @@ static void record_stack(void)
     if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
         tls_stack_low = (uintptr_t)addr;
         tls_stack_high = (uintptr_t)addr + size;
+        /* Half the helping reserve: room for the wait that parks here and
+         * for what signal handlers and the C library need. */
+        tls_stack_floor = tls_stack_low + help_reserve(size) / 2;
     }
     pthread_attr_destroy(&attr);
 #endif

@@ -886,6 +886,159 @@ START_TEST(test_self_in_list_with_failed_future_is_edeadlk_first)
 }
 END_TEST
 
+/* ---- deep waits make progress ------------------------------------------ */
+
+/* A fork-join recursion `deep_target` levels deep on a pool; at the bottom
+ * the task waits (blocking) until the test has queued a task from outside,
+ * then waits for that task with gather_future_wait(). Past the helping
+ * bounds (depth 4096, the end of the stack) the waits cannot run it on
+ * their own stack: the pool must let another thread run it. */
+static long deep_target;
+static tu_count deep_reached;
+static tu_gate deep_gate;
+static gather_future *_Atomic deep_outside;
+
+static int deep_outside_task(void *arg, void **result)
+{
+    *result = arg;
+    return 0;
+}
+
+static int deep_level(void *arg, void **result)
+{
+    long level = (long)(intptr_t)arg;
+    if (level == deep_target) {
+        tu_count_add(&deep_reached, 1);
+        tu_gate_wait(&deep_gate);
+        void *v = NULL;
+        int rc = gather_future_wait(atomic_load(&deep_outside), &v);
+        *result = v;
+        return rc;
+    }
+    gather_future *child;
+    if (gather_submit(gather_current_pool(), deep_level,
+                      (void *)(intptr_t)(level + 1), &child) != 0)
+        return ENOMEM;
+    int rc = gather_future_wait(child, result);
+    gather_future_release(child);
+    return rc;
+}
+
+static void run_deep_wait(gather_pool *p, long depth)
+{
+    deep_target = depth;
+    tu_count_init(&deep_reached);
+    tu_gate_init(&deep_gate);
+    atomic_store(&deep_outside, NULL);
+    gather_future *root, *outside;
+    ck_assert_int_eq(gather_submit(p, deep_level, (void *)(intptr_t)0, &root), 0);
+    ck_assert_int_eq(tu_count_wait(&deep_reached, 1), 0);
+    /* Every thread of the pool is inside the recursion or parked beneath
+     * it: the outside task is queued behind them. */
+    ck_assert_int_eq(gather_submit(p, deep_outside_task, &deep_target, &outside), 0);
+    atomic_store(&deep_outside, outside);
+    tu_gate_open(&deep_gate);
+    void *v = NULL;
+    ck_assert_int_eq(gather_future_wait(root, &v), 0);
+    ck_assert_ptr_eq(v, &deep_target);
+    gather_future_release(root);
+    gather_future_release(outside);
+    tu_gate_destroy(&deep_gate);
+    tu_count_destroy(&deep_reached);
+}
+
+START_TEST(test_deep_wait_progresses_at_depth_4096_on_one_thread)
+{
+    gather_pool *p = tu_pool(1); /* strict: max_threads == threads */
+    run_deep_wait(p, 4200);
+    gather_pool_stats st;
+    ck_assert_int_eq(gather_pool_stats_get(p, &st), 0);
+    ck_assert_uint_ge(st.spares_started, 1); /* the compensation thread */
+    ck_assert_int_eq(gather_pool_destroy(p), 0);
+}
+END_TEST
+
+START_TEST(test_deep_wait_progresses_at_depth_100000_on_one_thread)
+{
+    /* About 25 MB of frames: more than one stack, so the recursion itself
+     * continues on compensation threads once a stack is nearly used up. */
+    /* ThreadSanitizer records at most 65,536 frames of one stack: under it,
+     * a depth that stays below (still beyond the 4,096 bound). */
+    long depth = TU_TSAN ? 8000 : TU_VALGRIND ? 20000 : 100000;
+    gather_pool *p = tu_pool(1);
+    run_deep_wait(p, depth);
+    ck_assert_int_eq(gather_pool_destroy(p), 0);
+}
+END_TEST
+
+/* Uses three quarters of its 256 KiB stack in plain C frames (measured,
+ * since sanitizers' frames are larger), then waits for a task queued from
+ * outside. */
+static int burn_stack_then_wait(uintptr_t stop, gather_future *f)
+{
+    volatile char pad[512];
+    pad[0] = 1;
+    if ((uintptr_t)__builtin_frame_address(0) > stop)
+        return burn_stack_then_wait(stop, f) + pad[0] - 1;
+    return gather_future_wait(f, NULL);
+}
+
+static uintptr_t stack_low_of_this_thread(size_t *size)
+{
+    pthread_attr_t attr;
+    void *addr = NULL;
+    *size = 0;
+    ck_assert_int_eq(pthread_getattr_np(pthread_self(), &attr), 0);
+    ck_assert_int_eq(pthread_attr_getstack(&attr, &addr, size), 0);
+    pthread_attr_destroy(&attr);
+    return (uintptr_t)addr;
+}
+
+typedef struct near_end {
+    tu_count *started;
+    tu_gate *gate;
+    gather_future *_Atomic f;
+} near_end;
+
+static int task_near_stack_end(void *arg, void **result)
+{
+    near_end *n = (near_end *)arg;
+    (void)result;
+    tu_count_add(n->started, 1);
+    tu_gate_wait(n->gate);
+    size_t size;
+    uintptr_t low = stack_low_of_this_thread(&size);
+    return burn_stack_then_wait(low + size / 4, atomic_load(&n->f));
+}
+
+START_TEST(test_wait_near_the_end_of_a_small_stack_progresses)
+{
+    gather_pool_options o = {0};
+    o.threads = 1;
+    o.stack_size = 256 * 1024;
+    gather_pool *p;
+    ck_assert_int_eq(gather_pool_create(&p, &o), 0);
+    tu_count started;
+    tu_gate gate;
+    tu_count_init(&started);
+    tu_gate_init(&gate);
+    near_end n = {.started = &started, .gate = &gate};
+    atomic_init(&n.f, NULL);
+    gather_future *t, *outside;
+    ck_assert_int_eq(gather_submit(p, task_near_stack_end, &n, &t), 0);
+    ck_assert_int_eq(tu_count_wait(&started, 1), 0);
+    ck_assert_int_eq(gather_submit(p, deep_outside_task, NULL, &outside), 0);
+    atomic_store(&n.f, outside);
+    tu_gate_open(&gate);
+    ck_assert_int_eq(gather_future_wait(t, NULL), 0);
+    gather_future_release(t);
+    gather_future_release(outside);
+    ck_assert_int_eq(gather_pool_destroy(p), 0);
+    tu_gate_destroy(&gate);
+    tu_count_destroy(&started);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("nesting");
@@ -913,6 +1066,13 @@ int main(void)
     tcase_add_test(th, test_helping_many_waiters_does_not_overflow_small_stack);
     tcase_add_test(th, test_self_in_list_with_failed_future_is_edeadlk_first);
     suite_add_tcase(s, th);
+
+    TCase *td = tcase_create("deep_waits");
+    tcase_set_timeout(td, 120);
+    tcase_add_test(td, test_deep_wait_progresses_at_depth_4096_on_one_thread);
+    tcase_add_test(td, test_deep_wait_progresses_at_depth_100000_on_one_thread);
+    tcase_add_test(td, test_wait_near_the_end_of_a_small_stack_progresses);
+    suite_add_tcase(s, td);
 
     TCase *tc = tcase_create("cross_pool");
     tcase_set_timeout(tc, 60);
