@@ -967,6 +967,12 @@ START_TEST(test_deep_wait_progresses_at_depth_100000_on_one_thread)
     long depth = TU_TSAN ? 8000 : TU_VALGRIND ? 20000 : 100000;
     gather_pool *p = tu_pool(1);
     run_deep_wait(p, depth);
+    gather_pool_stats st;
+    ck_assert_int_eq(gather_pool_stats_get(p, &st), 0);
+    if (getenv("GATHER_TEST_VERBOSE"))
+        printf("depth %ld: %llu threads at most, %llu started for deep waits\n",
+               depth, (unsigned long long)st.threads_peak,
+               (unsigned long long)st.spares_started);
     ck_assert_int_eq(gather_pool_destroy(p), 0);
 }
 END_TEST
