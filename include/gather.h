@@ -30,7 +30,8 @@
  *
  * Memory visibility: everything a task wrote before returning happens-before
  * the return of any call that observes its future done (wait, wait_for,
- * done, error, value, gather_futures, gather_wait_any, a done callback).
+ * done, error, value, gather_futures, gather_wait_any, gather_cq_next,
+ * a done callback).
  */
 #ifndef GATHER_H
 #define GATHER_H
@@ -572,6 +573,110 @@ int gather_map(gather_pool *pool, gather_fn fn,
 GATHER_API GATHER_READS(1, 2)
 int gather_wait_any(gather_future *const futures[], size_t n,
                                uint64_t timeout_ns, size_t *index);
+
+/* ------------------------------------------------------------------------ */
+/* Completion order                                                         */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A completion queue hands futures out in the order they finish, like
+ * asyncio.as_completed(), Java's ExecutorCompletionService or tokio's
+ * JoinSet, and offers a file descriptor that an event loop can watch.
+ * Since 0.2.
+ */
+typedef struct gather_cq gather_cq; /* opaque */
+
+/*
+ * Creates an empty completion queue.
+ *
+ * Ownership: *cq receives a new queue owned by the caller, who frees it with
+ * gather_cq_destroy(). On error *cq is set to NULL (when cq is not NULL).
+ * Errors:
+ *   EINVAL  cq is NULL.
+ *   ENOMEM  out of memory; nothing was created.
+ */
+GATHER_API int gather_cq_create(gather_cq **cq);
+
+/*
+ * Adds `f` to the queue: once it is done (at once when it already is), it
+ * waits in the queue to be handed out by gather_cq_next(), in completion
+ * order. Adding the same future twice hands it out twice. Adding does not
+ * change the task (it keeps running; releasing the caller's reference does
+ * not cancel it).
+ *
+ * Ownership: `cq` is borrowed. The queue takes a reference of its own to
+ * `f` (the caller keeps its reference), handed to whoever gets the future
+ * from gather_cq_next(). `user_data` is passed through untouched.
+ * Errors:
+ *   EINVAL  cq or f is NULL.
+ *   ENOMEM  out of memory; nothing was added and no reference taken.
+ */
+GATHER_API int gather_cq_add(gather_cq *cq, gather_future *f, void *user_data);
+
+/*
+ * Hands out the added future that finished first among those not handed
+ * out yet, waiting until one is done if none is: *f receives it and
+ * *user_data (when user_data is not NULL) the pointer given to
+ * gather_cq_add(). Every added future is handed out once, also when several
+ * threads call this at once. It waits as gather_future_wait() does: on a
+ * pool thread it runs other tasks of that pool meanwhile (so a one-thread
+ * pool's worker may wait for tasks queued on its own pool), elsewhere it
+ * sleeps. A timeout of 0 only looks; GATHER_FOREVER never expires. So
+ * `while (gather_cq_next(cq, GATHER_FOREVER, &f, &ud) == 0)` visits every
+ * added future in completion order and ends.
+ *
+ * Ownership: `cq` is borrowed. *f receives the reference the queue held:
+ * the caller owns it and gives it up with gather_future_release().
+ * Errors (*f and *user_data are left untouched):
+ *   EINVAL     cq or f is NULL.
+ *   ENOENT     every added future has been handed out (at once, without
+ *              waiting); also when another thread takes the last one while
+ *              this call waits.
+ *   ETIMEDOUT  none was ready within timeout_ns (a task run while helping
+ *              may keep the call past it).
+ *   ENOMEM, EAGAIN  a pool thread's or a sleeping thread's condition
+ *              variable could not be made to wait on (pthreads allows it;
+ *              glibc never does); nothing was handed out.
+ * Visibility: everything the task wrote happens-before the return.
+ */
+GATHER_API int gather_cq_next(gather_cq *cq, uint64_t timeout_ns,
+                              gather_future **f, void **user_data);
+
+/*
+ * A file descriptor that polls readable (POLLIN, EPOLLIN) exactly while a
+ * finished future waits in the queue to be handed out: it becomes readable
+ * when a future completes into an empty queue (at once, when this call
+ * makes it while futures are ready), and stops being readable when
+ * gather_cq_next() hands out the last ready one. An event loop (epoll,
+ * poll, libuv's uv_poll_t, GLib) watches it and, when it fires, calls
+ * gather_cq_next(cq, 0, ...) until ETIMEDOUT or ENOENT, never blocking the
+ * loop. Level-triggered use is the simple one; with edge-triggered epoll,
+ * drain until ETIMEDOUT each time. Made on the first call (a queue whose
+ * descriptor is never asked for makes no system call for it); later calls
+ * return the same one.
+ *
+ * Ownership: the descriptor belongs to the queue and is closed by
+ * gather_cq_destroy(): never read, write or close it (only poll it).
+ * Errors:
+ *   EINVAL          cq or fd is NULL.
+ *   EMFILE, ENFILE  no descriptor could be made (process or system limit);
+ *   ENOMEM          or no memory for it. The queue still works without one,
+ *                   and a later call tries again.
+ */
+GATHER_API int gather_cq_fd(gather_cq *cq, int *fd);
+
+/*
+ * Destroys the queue: gives up the references it holds to futures not yet
+ * handed out (those tasks keep running; a future still pending is released
+ * when it completes) and closes its descriptor. Futures already handed out
+ * are the callers'.
+ *
+ * Ownership: takes `cq`; it is invalid once this returns 0.
+ * Errors:
+ *   EINVAL  cq is NULL.
+ *   EBUSY   a thread is inside gather_cq_next() on it; nothing was done.
+ */
+GATHER_API int gather_cq_destroy(gather_cq *cq);
 
 /* ------------------------------------------------------------------------ */
 /* Inspection and hooks                                                     */

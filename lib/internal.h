@@ -21,6 +21,7 @@
  *   wait.c    every blocking wait: helping on pool threads, parking elsewhere
  *   gather.c  gather_futures, gather_all, gather_wait_any
  *   map.c     gather_map: jobs in chunks that split lazily
+ *   cq.c      the completion queue (gather_cq_*) and its descriptor
  *
  * The reasoning behind the memory orders is in docs/design.md.
  */
@@ -684,5 +685,10 @@ int gather__map_chunk_task(void *arg, void **result);
 /* Has the gather_map run of this chunk (a chunk task's arg) been cancelled
  * (GATHER_CANCEL_ON_ERROR after a failure)? */
 bool gather__map_cancel_requested(const void *chunk_arg);
+
+/* ---- cq.c --------------------------------------------------------------- */
+
+/* Threads inside gather_cq_next() on cq now (a snapshot, for the tests). */
+size_t gather__cq_inside(gather_cq *cq);
 
 #endif /* GATHER_INTERNAL_H */
