@@ -298,9 +298,10 @@ END_TEST
 
 START_TEST(test_cq_einval_for_every_null)
 {
+    gather_pool *p = tu_pool(1);
     gather_cq *cq = new_cq();
     gather_future *f = NULL;
-    ck_assert_int_eq(gather_submit(NULL, tu_task_identity, NULL, &f), 0);
+    ck_assert_int_eq(gather_submit(p, tu_task_identity, NULL, &f), 0);
     int fd = -1;
     void *ud = NULL;
     ck_assert_int_eq(gather_cq_create(NULL), EINVAL);
@@ -321,6 +322,7 @@ START_TEST(test_cq_einval_for_every_null)
     gather_future_release(got);
     gather_future_release(f);
     ck_assert_int_eq(gather_cq_destroy(cq), 0);
+    ck_assert_int_eq(gather_pool_destroy(p), 0);
 }
 END_TEST
 
