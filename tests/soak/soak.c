@@ -10,7 +10,8 @@
  * threads, or elastic, one or two threads up to 2-8): submits, nested
  * fork-join tasks (depth up to 3), gather_futures in every mode, aggregates
  * (nested, cancelled), gather_map, cancels of pending and running tasks,
- * timed waits, gather_wait_any, done callbacks, releases in any order (also
+ * timed waits, gather_wait_any, completion queues (blocking and through
+ * their descriptor), done callbacks, releases in any order (also
  * before completion), detached tasks, and shutdowns while busy, with and
  * without GATHER_CANCEL_PENDING. Each driver draws from its own PRNG derived
  * from the seed, which is printed first: --seed replays the same operations
@@ -69,6 +70,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -195,19 +197,19 @@ static void await(bool (*cond)(void *), void *arg)
 enum op {
     OP_SUBMIT, OP_NESTED, OP_GATHER, OP_GATHER_ALL, OP_MAP, OP_CANCEL,
     OP_WAIT_FOR, OP_WAIT_ANY, OP_CALLBACKS, OP_RELEASE, OP_RESIZE,
-    OP_PRIVATE_POOL, OP_COUNT
+    OP_CQ, OP_PRIVATE_POOL, OP_COUNT
 };
 
 static const char *const op_names[OP_COUNT] = {
     "submit", "nested", "gather_futures", "gather_all", "gather_map",
     "cancel", "wait_for", "wait_any", "callbacks", "release_early",
-    "resize", "private_pool",
+    "resize", "completion_queue", "private_pool",
 };
 
 /* How often each op is drawn (out of the sum); inside a private pool the
  * last one is never drawn. */
 static const unsigned op_weights[OP_COUNT] = {10, 8, 10, 8, 6, 8,
-                                              5,  5,  6, 6, 5, 4};
+                                              5,  5,  6, 6, 5, 5, 4};
 
 enum event {
     EV_TASK_RUN, EV_DETACHED_RUN, EV_FUTURE_DONE, EV_CANCEL_WON,
@@ -1922,6 +1924,87 @@ static void op_wait_any(driver *d, pool_ctx *ctx)
     release_all(fs, recs, n, &d->g);
 }
 
+/* ---- op: completion queue ----------------------------------------------- */
+
+/* Tasks added to a queue (one of them twice) while they run; drained by
+ * blocking gather_cq_next() calls, or as an event loop does: poll the
+ * descriptor, then gather_cq_next(cq, 0) until ETIMEDOUT. Each future comes
+ * out as often as it was added, done, with its own result; afterwards the
+ * descriptor is not readable. Sometimes the queue is destroyed while
+ * futures are still pending (their tasks keep running). */
+static void op_cq(driver *d, pool_ctx *ctx)
+{
+    enum { N = 6 };
+    size_t n = 1 + below(&d->g, N);
+    task_rec *recs[N];
+    gather_future *fs[N];
+    int added[N] = {0}, seen[N] = {0};
+    gather_cq *cq;
+    CHECK(gather_cq_create(&cq) == 0, "gather_cq_create");
+    bool use_fd = one_in(&d->g, 2);
+    int fd = -1;
+    if (use_fd && one_in(&d->g, 2)) /* made before or after the adds */
+        CHECK(gather_cq_fd(cq, &fd) == 0, "gather_cq_fd");
+    for (size_t i = 0; i < n; i++) {
+        recs[i] = rec_new(ctx, rnd(&d->g));
+        plan_plain(recs[i], &d->g);
+        recs[i]->polls_cancel = false;
+        fs[i] = submit_tracked(recs[i], NULL);
+        size_t times = one_in(&d->g, 4) ? 2 : 1;
+        for (size_t k = 0; k < times; k++)
+            CHECK(gather_cq_add(cq, fs[i], (void *)(uintptr_t)i) == 0, "gather_cq_add");
+        added[i] = (int)times;
+    }
+    if (use_fd && fd < 0)
+        CHECK(gather_cq_fd(cq, &fd) == 0, "gather_cq_fd");
+    if (one_in(&d->g, 6)) {
+        phase(d, "cq: destroy with futures pending");
+        CHECK(gather_cq_destroy(cq) == 0, "gather_cq_destroy");
+        CHECK(gather_futures(fs, n, NULL, GATHER_RETURN_ERRORS) == 0, "gather_futures");
+        release_all(fs, recs, n, &d->g);
+        return;
+    }
+    phase(d, use_fd ? "cq: poll and drain" : "cq: next until ENOENT");
+    int rc = 0;
+    gather_future *f;
+    void *ud;
+    while (rc != ENOENT) {
+        if (use_fd) {
+            struct pollfd pf = {.fd = fd, .events = POLLIN};
+            CHECK(poll(&pf, 1, -1) == 1, "poll on the queue's descriptor");
+            while ((rc = gather_cq_next(cq, 0, &f, &ud)) == 0) {
+                size_t i = (size_t)(uintptr_t)ud;
+                CHECK(i < n && f == fs[i] && gather_future_done(f), "cq: wrong future");
+                seen[i]++;
+                gather_future_release(f);
+            }
+            CHECK(rc == ETIMEDOUT || rc == ENOENT, "gather_cq_next(0): %d", rc);
+        } else {
+            rc = gather_cq_next(cq, GATHER_FOREVER, &f, &ud);
+            if (rc == 0) {
+                size_t i = (size_t)(uintptr_t)ud;
+                CHECK(i < n && f == fs[i] && gather_future_done(f), "cq: wrong future");
+                seen[i]++;
+                gather_future_release(f);
+            }
+            CHECK(rc == 0 || rc == ENOENT, "gather_cq_next: %d", rc);
+        }
+    }
+    if (use_fd) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        CHECK(poll(&pf, 1, 0) == 0, "the queue's descriptor is readable after ENOENT");
+    }
+    CHECK(gather_cq_destroy(cq) == 0, "gather_cq_destroy");
+    for (size_t i = 0; i < n; i++) {
+        CHECK(seen[i] == added[i], "cq: task %llu added %d times, handed out %d",
+              (ull)recs[i]->token, added[i], seen[i]);
+        check_result(recs[i], (gather_result){gather_future_error(fs[i]),
+                                              gather_future_value(fs[i])},
+                     "cq");
+    }
+    release_all(fs, recs, n, &d->g);
+}
+
 /* ---- op: done callbacks ------------------------------------------------- */
 
 typedef struct cb_node {
@@ -2513,6 +2596,7 @@ static void run_op(driver *d, enum op op, pool_ctx *ctx)
     case OP_CALLBACKS: op_callbacks(d, ctx); break;
     case OP_RELEASE: op_release(d, ctx); break;
     case OP_RESIZE: op_resize(d, ctx); break;
+    case OP_CQ: op_cq(d, ctx); break;
     case OP_PRIVATE_POOL: op_private_pool(d); break;
     case OP_COUNT: break;
     }
