@@ -34,9 +34,12 @@
  * sees the mark, releases its future and drops the entry's reference; the
  * last reference frees the queue.
  *
- * Locks: cq->lock guards every field below it (there are no atomics in
- * this file: the lock's acquire/release orders everything, and a future's
- * result is published by future.c before its listeners fire). Nesting:
+ * Locks: cq->lock guards every field of the queue. The queue has no atomics
+ * of its own: the lock's release/acquire orders everything, and carries a
+ * future's result (published by future.c's acq_rel CAS of DONE, which the
+ * completing thread made or saw before firing) to the consumer that pops
+ * it. (The one atomic store here is the worker's relaxed `waiting` hint for
+ * the monitor, exactly as wait.c makes it.) Nesting:
  * cq->lock, then a waiter's parker lock (a completion unparks under
  * cq->lock, so that a waiter that has left the list is never touched
  * again). The sleep registry's lock is never taken while cq->lock is held,
@@ -402,14 +405,15 @@ static int cq_wait(gather_cq *cq, const struct timespec *deadline,
             }
         }
         int prc = 0;
-        if (park) {
-            if (w != NULL) /* relaxed, as in wait.c: a hint for the monitor */
-                atomic_store_explicit(&w->waiting, 1, memory_order_relaxed);
+        if (park && s != NULL) {
+            /* relaxed, own line, as in wait.c: tells the monitor that this
+             * worker is parked where new work wakes it (not blocked). */
+            atomic_store_explicit(&w->waiting, 1, memory_order_relaxed);
             prc = gather__park(&me.parker, deadline);
-            if (w != NULL)
-                atomic_store_explicit(&w->waiting, 0, memory_order_relaxed);
-            if (s != NULL)
-                woken_for_work = !gather__sleep_leave(s, &me.parker);
+            atomic_store_explicit(&w->waiting, 0, memory_order_relaxed);
+            woken_for_work = !gather__sleep_leave(s, &me.parker);
+        } else if (park) {
+            prc = gather__park(&me.parker, deadline);
         }
         gather__lock(&cq->lock);
         if (me.listed)
