@@ -623,7 +623,10 @@ GATHER_API int gather_cq_add(gather_cq *cq, gather_future *f, void *user_data);
  * pool's worker may wait for tasks queued on its own pool), elsewhere it
  * sleeps. A timeout of 0 only looks; GATHER_FOREVER never expires. So
  * `while (gather_cq_next(cq, GATHER_FOREVER, &f, &ud) == 0)` visits every
- * added future in completion order and ends.
+ * added future in completion order and ends. Unlike gather_future_wait()
+ * it does not check for EDEADLK: a task that waits on a queue holding its
+ * own future (or one running beneath it) waits until another one is ready,
+ * or until its timeout.
  *
  * Ownership: `cq` is borrowed. *f receives the reference the queue held:
  * the caller owns it and gives it up with gather_future_release().
@@ -674,7 +677,9 @@ GATHER_API int gather_cq_fd(gather_cq *cq, int *fd);
  * Ownership: takes `cq`; it is invalid once this returns 0.
  * Errors:
  *   EINVAL  cq is NULL.
- *   EBUSY   a thread is inside gather_cq_next() on it; nothing was done.
+ *   EBUSY   a thread is inside gather_cq_next() on it (also this thread,
+ *           from a task run while its gather_cq_next() helps); nothing was
+ *           done.
  */
 GATHER_API int gather_cq_destroy(gather_cq *cq);
 
