@@ -653,6 +653,52 @@ START_TEST(test_cq_parked_pool_waiter_is_woken_by_new_work_and_by_completion)
 }
 END_TEST
 
+/* A task that waits in gather_cq_next() with a timeout; value: the code. */
+static int task_next_with_timeout(void *arg, void **result)
+{
+    pooled_wait *w = arg;
+    gather_future *f = NULL;
+    int rc = gather_cq_next(w->cq, MS(30), &f, NULL);
+    if (rc == 0)
+        gather_future_release(f);
+    *result = (void *)(intptr_t)rc;
+    return 0;
+}
+
+START_TEST(test_cq_next_on_pool_thread_times_out)
+{
+    /* One thread: the waiting task has nothing to help with (the gated
+     * task runs on another pool), parks in the registry with a deadline,
+     * and answers ETIMEDOUT. */
+    gather_pool *p = tu_pool(1), *q = tu_pool(1);
+    gated_set s;
+    gated_start(q, &s, 1);
+    gather_cq *cq = new_cq();
+    ck_assert_int_eq(gather_cq_add(cq, s.f[0], NULL), 0);
+    pooled_wait w = {cq, s.f[0]};
+    gather_future *waiter = NULL;
+    uint64_t t0 = tu_mono_ns();
+    ck_assert_int_eq(gather_submit(p, task_next_with_timeout, &w, &waiter), 0);
+    ck_assert_int_eq(gather_future_wait(waiter, NULL), 0);
+    ck_assert_uint_ge(tu_mono_ns() - t0, MS(25));
+    ck_assert_int_eq((intptr_t)gather_future_value(waiter), ETIMEDOUT);
+    gather_future_release(waiter);
+    /* The pool still runs tasks (the waiter left the registry). */
+    gather_future *f = NULL;
+    ck_assert_int_eq(gather_submit(p, tu_task_identity, &marker_a, &f), 0);
+    ck_assert_int_eq(gather_future_wait(f, NULL), 0);
+    gather_future_release(f);
+    tu_gate_open(&s.gate[0]);
+    ck_assert_int_eq(gather_cq_next(cq, GATHER_FOREVER, &f, NULL), 0);
+    gather_future_release(f);
+    ck_assert_int_eq(gather_cq_destroy(cq), 0);
+    gated_end(&s, 1);
+    ck_assert_int_eq(gather_pool_destroy(p), 0);
+    ck_assert_int_eq(gather_pool_destroy(q), 0);
+    gated_destroy(&s, 1);
+}
+END_TEST
+
 /* ---- the descriptor --------------------------------------------------------- */
 
 START_TEST(test_cq_fd_readable_exactly_while_a_future_is_ready)
@@ -846,6 +892,7 @@ int main(void)
     tcase_add_test(tc, test_cq_concurrent_consumers_each_get_distinct_futures);
     tcase_add_test(tc, test_cq_next_on_one_thread_pool_helps_instead_of_deadlocking);
     tcase_add_test(tc, test_cq_parked_pool_waiter_is_woken_by_new_work_and_by_completion);
+    tcase_add_test(tc, test_cq_next_on_pool_thread_times_out);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("fd");
