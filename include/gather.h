@@ -281,6 +281,12 @@ GATHER_API int gather_submit(gather_pool *pool, gather_fn fn, void *arg,
  *            For the same reason, do not hold a lock across a wait that
  *            another task of the pool may need. Not detected: a wait on an
  *            aggregate that contains the caller's own future.
+ * Depth: waits nest on the caller's stack only while it has room (depth
+ * 4096, a reserve of 256 KiB or a quarter of the stack); beyond, a wait
+ * parks and the pool lets another thread run what it waits for, even on a
+ * pool that is not elastic (a spare, counted in stats.threads and
+ * stats.spares_started, that exits after idling 1 s; the parked task does
+ * not count as running). So nesting never overflows the stack or hangs.
  *   ENOMEM   the future is not done and the wait record could not be
  *            allocated (gather_future_done() tells this from a task that
  *            returned ENOMEM). A thread reuses one small wait record, so
@@ -695,7 +701,9 @@ typedef struct gather_pool_stats {
     uint64_t threads;   /* pool threads alive now, spares included */
     uint64_t threads_peak;   /* most pool threads alive at once */
     uint64_t spares_started; /* threads started beyond `threads` because
-                                tasks blocked (elastic pools) */
+                                tasks blocked (elastic pools), or for a
+                                wait nested too deep to run what it waits
+                                for (any pool, see gather_future_wait) */
 } gather_pool_stats;
 
 /*

@@ -361,12 +361,19 @@ static void pick_sizes(rng *g, size_t *threads, size_t *max)
 static void check_sizes(pool_ctx *ctx, const gather_pool_stats *s, bool quiet)
 {
     size_t max = atomic_load(&ctx->max_ever);
-    CHECK(s->threads_peak <= max && s->threads <= max,
+    /* Beyond max_threads only threads started for waits parked too deep to
+     * help (SPEC.md, "No depth limit, no hang"; any pool, strict ones too),
+     * each counted as a spare: a nested task on a small stack can do that
+     * here, most of all under the sanitizers' larger frames. */
+    uint64_t beyond = s->spares_started;
+    CHECK(s->threads_peak <= max + beyond && s->threads <= max + beyond,
           "%s pool: threads %llu, peak %llu, but max_threads was never above "
-          "%zu", ctx->name, (ull)s->threads, (ull)s->threads_peak, max);
+          "%zu and only %llu spares started", ctx->name, (ull)s->threads,
+          (ull)s->threads_peak, max, (ull)beyond);
     if (!ctx->elastic0 && !atomic_load(&ctx->resized))
-        CHECK(s->threads == ctx->threads0 && s->threads_peak == ctx->threads0 &&
-              s->spares_started == 0,
+        CHECK(s->threads <= ctx->threads0 + beyond &&
+              s->threads_peak <= ctx->threads0 + beyond &&
+              s->threads_peak >= ctx->threads0,
               "%s pool (strict, %zu threads, never resized): threads %llu, "
               "peak %llu, spares started %llu", ctx->name, ctx->threads0,
               (ull)s->threads, (ull)s->threads_peak, (ull)s->spares_started);
