@@ -269,6 +269,12 @@ GATHER_API int gather_submit(gather_pool *pool, gather_fn fn, void *arg,
  * A future is done before its done callbacks run, so a wait may return
  * while callbacks of that future are still running on another thread.
  *
+ * Depth: waits nest on the caller's stack only while it has room (depth
+ * 4096, a reserve of 256 KiB or a quarter of the stack); beyond, a wait
+ * parks and the pool lets another thread run what it waits for, even on a
+ * pool that is not elastic (a spare, counted in stats.threads and
+ * stats.spares_started, that exits after idling 1 s; the parked task does
+ * not count as running). So nesting never overflows the stack or hangs.
  * Ownership: `f` is borrowed; *value is the task's pointer (application's).
  * Errors (returned instead of the task's code; *value is left untouched):
  *   EINVAL   f is NULL.
@@ -281,12 +287,6 @@ GATHER_API int gather_submit(gather_pool *pool, gather_fn fn, void *arg,
  *            For the same reason, do not hold a lock across a wait that
  *            another task of the pool may need. Not detected: a wait on an
  *            aggregate that contains the caller's own future.
- * Depth: waits nest on the caller's stack only while it has room (depth
- * 4096, a reserve of 256 KiB or a quarter of the stack); beyond, a wait
- * parks and the pool lets another thread run what it waits for, even on a
- * pool that is not elastic (a spare, counted in stats.threads and
- * stats.spares_started, that exits after idling 1 s; the parked task does
- * not count as running). So nesting never overflows the stack or hangs.
  *   ENOMEM   the future is not done and the wait record could not be
  *            allocated (gather_future_done() tells this from a task that
  *            returned ENOMEM). A thread reuses one small wait record, so
