@@ -34,6 +34,7 @@
 typedef struct wait_entry {
     gather__listener listener; /* first: fire() casts back */
     gather__waitset *ws;
+    gather_future *f;          /* what it listens to (reuse, see ws_get) */
 } wait_entry;
 
 struct gather__waitset {
@@ -42,6 +43,7 @@ struct gather__waitset {
     _Atomic size_t remaining;    /* entries not fired, counting duplicates */
     _Atomic bool triggered;      /* the condition was met */
     size_t capacity;
+    size_t armed_n;              /* entries of the last arm (waiter only) */
     gather__parker parker;
     wait_entry entry[];
 };
@@ -88,11 +90,32 @@ static gather__waitset *ws_alloc(size_t n)
     atomic_init(&ws->remaining, 0);
     atomic_init(&ws->triggered, false);
     ws->capacity = cap;
+    ws->armed_n = 0;
     return ws;
 }
 
 /* A waitset owned by the caller (one reference), reused when possible. */
-static gather__waitset *ws_get(size_t n)
+/* Is ws, kept by this thread after a wait that timed out, still listening
+ * to exactly fs[0..n) in `mode` (some of its entries have not fired)? Then
+ * the same wait again can use it as it is: its counts and `triggered` are
+ * those of these futures. */
+static bool armed_for(gather__waitset *ws, gather_future *const fs[], size_t n,
+                      enum gather__wait_mode mode)
+{
+    /* relaxed: only the waiter (this thread) arms; a stale count errs
+     * towards "fired" (refs only drops), which re-arms a fresh waitset. */
+    if (ws->armed_n != n || ws->mode != mode ||
+        atomic_load_explicit(&ws->refs, memory_order_relaxed) <= 1)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (ws->entry[i].f != fs[i])
+            return false;
+    return true;
+}
+
+/* The thread's spare waitset when no entry holds it any more (and it is
+ * big enough), else a new one. */
+static gather__waitset *ws_get_fresh(size_t n)
 {
     pthread_once(&spare_once, spare_init);
     if (spare_key_ok) {
@@ -106,6 +129,23 @@ static gather__waitset *ws_get(size_t n)
         }
     }
     return ws_alloc(n);
+}
+
+/* A waitset for fs[0..n): the spare, still armed for this very list after
+ * a wait that timed out (*armed: use it as it is), so that a polling loop
+ * keeps one waitset instead of leaving one behind per poll; else as
+ * ws_get_fresh(). */
+static gather__waitset *ws_get(gather_future *const fs[], size_t n,
+                               enum gather__wait_mode mode, bool *armed)
+{
+    pthread_once(&spare_once, spare_init);
+    gather__waitset *spare = spare_key_ok ? pthread_getspecific(spare_key) : NULL;
+    *armed = spare != NULL && armed_for(spare, fs, n, mode);
+    if (*armed) {
+        pthread_setspecific(spare_key, NULL);
+        return spare;
+    }
+    return ws_get_fresh(n);
 }
 
 /* Largest waitset a thread keeps as its spare (entries): a bigger one,
@@ -137,7 +177,7 @@ static void ws_put(gather__waitset *ws)
 
 gather__waitset *gather__waitset_reserve(size_t n)
 {
-    return ws_get(n);
+    return ws_get_fresh(n);
 }
 
 void gather__waitset_unreserve(gather__waitset *ws)
@@ -253,6 +293,7 @@ static void arm(gather__waitset *ws, gather_future *const fs[], size_t n,
                 enum gather__wait_mode mode)
 {
     ws->mode = mode;
+    ws->armed_n = n;
     /* relaxed: no entry is published yet; the pushes below release these. */
     atomic_store_explicit(&ws->triggered, false, memory_order_relaxed);
     atomic_store_explicit(&ws->remaining, n, memory_order_relaxed);
@@ -263,6 +304,7 @@ static void arm(gather__waitset *ws, gather_future *const fs[], size_t n,
         wait_entry *e = &ws->entry[i];
         e->listener.fire = fire_entry;
         e->ws = ws;
+        e->f = fs[i];
         if (gather__future_listen(fs[i], &e->listener))
             continue;
         skipped++; /* already done: listen() acquired its result */
@@ -453,14 +495,25 @@ int gather__wait(gather_future *const fs[], size_t n,
     }
     if (check_full(fs, n, mode, &pg))
         goto out;
+    /* A poll (timeout 0, or one that ran out while helping) looks only:
+     * no waitset, nothing left listening, no sleep. */
+    if (expired(deadline)) {
+        in_time = false;
+        goto out;
+    }
 
-    ws = reserved != NULL ? reserved : ws_get(n);
+    bool armed = false;
+    if (reserved != NULL)
+        ws = reserved;
+    else
+        ws = ws_get(fs, n, mode, &armed);
     reserved = NULL;
     if (ws == NULL) {
         rc = ENOMEM;
         goto out;
     }
-    arm(ws, fs, n, mode);
+    if (!armed)
+        arm(ws, fs, n, mode);
     in_time = w != NULL ? helping_sleep(w, ws, deadline)
                         : parked_sleep(ws, deadline);
 out:

@@ -1473,6 +1473,58 @@ START_TEST(test_steady_state_spawns_make_no_allocator_calls)
 }
 END_TEST
 
+/* ---- polls leave nothing behind ------------------------------------------ */
+
+#define POLLS 20000
+
+START_TEST(test_polls_run_in_constant_memory)
+{
+    gather_pool *p = tu_pool(1);
+    tu_gate gate;
+    tu_count started;
+    tu_gate_init(&gate);
+    tu_count_init(&started);
+    tu_gated g = {.gate = &gate, .started = &started};
+    enum { N = 16 };
+    gather_future *fs[N];
+    ck_assert_int_eq(gather_submit(p, tu_task_gated, &g, &fs[0]), 0);
+    ck_assert_int_eq(tu_count_wait(&started, 1), 0);
+    atomic_int ran = 0;
+    for (int i = 1; i < N; i++) /* queued behind the gated task */
+        ck_assert_int_eq(gather_submit(p, tu_task_count, &ran, &fs[i]), 0);
+    size_t index;
+    /* Warm-up: this thread's first timed wait makes its wait record. */
+    ck_assert(!gather_future_wait_for(fs[0], 1000));
+    ck_assert_int_eq(gather_wait_any(fs, N, 1000, &index), ETIMEDOUT);
+
+    long live = atomic_load(&al_live), allocs = atomic_load(&al_allocs);
+    /* A zero timeout only looks: no allocation at all. */
+    for (int i = 0; i < POLLS; i++) {
+        ck_assert(!gather_future_wait_for(fs[0], 0));
+        ck_assert_int_eq(gather_wait_any(fs, N, 0, &index), ETIMEDOUT);
+    }
+    ck_assert_int_eq(atomic_load(&al_allocs), allocs);
+    /* Short timeouts that arm and time out, again and again on the same
+     * list: the thread keeps using the record still armed for it. */
+    for (int i = 0; i < POLLS / 10; i++)
+        ck_assert(!gather_future_wait_for(fs[0], 1000));
+    for (int i = 0; i < POLLS / 10; i++)
+        ck_assert_int_eq(gather_wait_any(fs, N, 1000, &index), ETIMEDOUT);
+    /* Two lists in turn: at most a record for each, still a constant. */
+    ck_assert_int_le(atomic_load(&al_live) - live, 2);
+    ck_assert_int_le(atomic_load(&al_allocs) - allocs, 2);
+
+    tu_gate_open(&gate);
+    ck_assert_int_eq(gather_futures(fs, N, NULL, 0), 0);
+    ck_assert_int_eq(atomic_load(&ran), N - 1);
+    for (int i = 0; i < N; i++)
+        gather_future_release(fs[i]);
+    ck_assert_int_eq(gather_pool_destroy(p), 0);
+    tu_gate_destroy(&gate);
+    tu_count_destroy(&started);
+}
+END_TEST
+
 int main(void)
 {
     /* Before anything else of the library runs. */
@@ -1525,6 +1577,7 @@ int main(void)
     tc = tcase_create("steady_state");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_steady_state_spawns_make_no_allocator_calls);
+    tcase_add_test(tc, test_polls_run_in_constant_memory);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("busy");
