@@ -78,6 +78,14 @@ extern "C" {
 /* gather_futures() and friends: on the first failure, cancel every other
  * future of the list that is not done. EINVAL with GATHER_RETURN_ERRORS. */
 #define GATHER_CANCEL_ON_ERROR 2u
+/* gather_futures(), gather_futures_for(), gather_all(), gather_map(): return
+ * (or complete) only once every future of the list is done, so that no
+ * result is EINPROGRESS and no task of the list still runs. The code is
+ * still the first failure's (without GATHER_RETURN_ERRORS); with
+ * GATHER_CANCEL_ON_ERROR it is asyncio's TaskGroup: on the first failure
+ * cancel the others, wait for all of them, return the first failure. With
+ * GATHER_RETURN_ERRORS it changes nothing. */
+#define GATHER_WAIT_ALL 4u
 
 /* ------------------------------------------------------------------------ */
 /* Tasks                                                                    */
@@ -486,6 +494,10 @@ typedef struct gather_result {
  *     only reported in results[i].error.
  *   GATHER_CANCEL_ON_ERROR: on the first failure, cancels every other future
  *     of the list that is not done, then returns as with flags 0.
+ *   GATHER_WAIT_ALL: returns only once every future is done (results then
+ *     hold no EINPROGRESS); the code is still the first failure's. With
+ *     GATHER_CANCEL_ON_ERROR: asyncio's TaskGroup (cancel the others at the
+ *     first failure, wait for all, return the first failure).
  *
  * A cancelled future counts as a failure with ECANCELED. The same future may
  * appear more than once. n == 0 returns 0 at once.
@@ -504,6 +516,28 @@ int gather_futures(gather_future *const futures[], size_t n,
                               gather_result *results, unsigned flags);
 
 /*
+ * gather_futures() with a deadline, as asyncio.wait_for(asyncio.gather(...),
+ * timeout): when the futures have not all finished (or, without
+ * GATHER_RETURN_ERRORS, none has failed; with GATHER_WAIT_ALL, not all are
+ * done) within timeout_ns, returns ETIMEDOUT and fills results with the
+ * snapshot at that moment (EINPROGRESS for futures not done). Without
+ * GATHER_CANCEL_ON_ERROR the tasks keep running; with it a timeout counts
+ * as a failure: every future of the list that is not done is cancelled
+ * before the call returns, and the snapshot is taken after the cancels
+ * (futures cancelled before they started read ECANCELED, running ones
+ * EINPROGRESS). A timeout of 0 only looks (it neither sleeps nor
+ * allocates); GATHER_FOREVER makes it gather_futures(). With
+ * GATHER_WAIT_ALL | GATHER_CANCEL_ON_ERROR it still returns ETIMEDOUT at
+ * the deadline, with the others cancelled.
+ *
+ * Ownership and errors: as gather_futures(), plus ETIMEDOUT.
+ */
+GATHER_API GATHER_READS(1, 2)
+int gather_futures_for(gather_future *const futures[], size_t n,
+                       gather_result *results, unsigned flags,
+                       uint64_t timeout_ns);
+
+/*
  * gather_futures() as a future, so that gathers compose and nest: the
  * aggregate completes when gather_futures() would return, with the error
  * gather_futures() would return, and its value is a gather_result array of n
@@ -511,7 +545,9 @@ int gather_futures(gather_future *const futures[], size_t n,
  * children still running stay EINPROGRESS), owned by the aggregate and freed
  * with it. Cancelling the aggregate cancels every child not finished and
  * completes it at once with ECANCELED; a child's cancellation alone does not
- * cancel the aggregate.
+ * cancel the aggregate. With GATHER_WAIT_ALL it completes only when every
+ * child is done (its snapshot has no EINPROGRESS), with the first failure's
+ * code; cancelling it still completes it at once.
  *
  * Ownership: `futures` is borrowed; the aggregate holds a reference to each
  * child until it completes. *aggregate receives a new future with one
@@ -545,9 +581,11 @@ int gather_all(gather_future *const futures[], size_t n,
  * GATHER_RETURN_ERRORS the call returns at the first failure while the other
  * jobs keep running (as in gather_futures), and nothing is left to wait for
  * them: whatever args[i] points to must outlive those jobs. Use
- * GATHER_RETURN_ERRORS when it does not (for example, argument structs on
- * the caller's stack). A job returning INT_MIN or INT_MIN + 1 reads as
- * EINPROGRESS (those two values mark jobs not finished).
+ * GATHER_RETURN_ERRORS or GATHER_WAIT_ALL when it does not (for example,
+ * argument structs on the caller's stack): with GATHER_WAIT_ALL the call
+ * returns the first failure's code once no job runs or will run (with
+ * GATHER_CANCEL_ON_ERROR the jobs not started by then read ECANCELED).
+ * Every code a job returns is kept as-is, INT_MIN included.
  * Errors:
  *   EINVAL     fn NULL, args NULL with n > 0, bad flags, overflowing n.
  *   ESHUTDOWN  the pool is shut down (except from a task of that pool), or

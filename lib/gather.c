@@ -21,7 +21,7 @@
 
 #include <string.h>
 
-#define KNOWN_FLAGS (GATHER_RETURN_ERRORS | GATHER_CANCEL_ON_ERROR)
+#define KNOWN_FLAGS (GATHER_RETURN_ERRORS | GATHER_CANCEL_ON_ERROR | GATHER_WAIT_ALL)
 int gather__check_flags(unsigned flags)
 {
     if ((flags & ~KNOWN_FLAGS) != 0)
@@ -71,10 +71,56 @@ static void cancel_others(gather_future *const fs[], size_t n, size_t keep)
             gather_future_cancel(fs[i]);
 }
 
-/* After the wait: the code gather_futures() returns, and the results. */
-static int collect(gather_future *const fs[], size_t n,
-                   gather_result *results, unsigned flags)
+/* Cancels every future of the list that is not done (a timeout counts as
+ * a failure with GATHER_CANCEL_ON_ERROR). */
+static void cancel_all(gather_future *const fs[], size_t n)
 {
+    for (size_t i = 0; i < n; i++)
+        gather_future_cancel(fs[i]);
+}
+
+static void fill(gather_future *const fs[], size_t n, gather_result *results)
+{
+    if (results != NULL)
+        for (size_t i = 0; i < n; i++)
+            results[i] = read_result(fs[i]);
+}
+
+/* The first wait's condition: every future done, or (fail-fast) every one
+ * done or one failed. GATHER_WAIT_ALL without CANCEL_ON_ERROR only delays
+ * the return; with it, the first failure still matters at once (it
+ * cancels the rest), and a second wait collects them. */
+static enum gather__wait_mode mode_for(unsigned flags)
+{
+    if (flags & GATHER_RETURN_ERRORS)
+        return GATHER__WAIT_ALL;
+    if ((flags & GATHER_WAIT_ALL) && !(flags & GATHER_CANCEL_ON_ERROR))
+        return GATHER__WAIT_ALL;
+    return GATHER__WAIT_FAIL_FAST;
+}
+
+/*
+ * gather_futures() and gather_futures_for() once the arguments are checked
+ * (n > 0). `deadline`: CLOCK_MONOTONIC, NULL for none. The code is the
+ * first failure seen, read before any cancel of ours can add failures.
+ */
+static int gather_list(gather_future *const fs[], size_t n,
+                       gather_result *results, unsigned flags,
+                       const struct timespec *deadline)
+{
+    bool structured = (flags & GATHER_WAIT_ALL) && (flags & GATHER_CANCEL_ON_ERROR);
+    /* Reserved now: the second wait of a TaskGroup cannot fail for memory
+     * after we cancelled the others. */
+    gather__waitset *second = NULL;
+    if (structured && (second = gather__waitset_reserve(n)) == NULL)
+        return ENOMEM;
+    bool timed_out = false;
+    int rc = gather__wait(fs, n, mode_for(flags), deadline, &timed_out, NULL);
+    if (rc != 0) {
+        if (second != NULL)
+            gather__waitset_unreserve(second);
+        return rc;
+    }
     int code = 0;
     if (!(flags & GATHER_RETURN_ERRORS)) {
         size_t bad = first_failure(fs, n);
@@ -84,16 +130,20 @@ static int collect(gather_future *const fs[], size_t n,
                 cancel_others(fs, n, bad);
         }
     }
-    if (results != NULL)
-        for (size_t i = 0; i < n; i++)
-            results[i] = read_result(fs[i]);
-    return code;
-}
-
-static enum gather__wait_mode mode_for(unsigned flags)
-{
-    return (flags & GATHER_RETURN_ERRORS) ? GATHER__WAIT_ALL
-                                          : GATHER__WAIT_FAIL_FAST;
+    if (timed_out && (flags & GATHER_CANCEL_ON_ERROR))
+        cancel_all(fs, n);
+    if (!timed_out && structured && code != 0) {
+        /* TaskGroup: the others were cancelled; wait until they are all
+         * over (pending ones are done already, running ones return). */
+        rc = gather__wait(fs, n, GATHER__WAIT_ALL, deadline, &timed_out, second);
+        second = NULL;
+        if (rc != 0)
+            return rc;
+    }
+    if (second != NULL)
+        gather__waitset_unreserve(second);
+    fill(fs, n, results);
+    return timed_out ? ETIMEDOUT : code;
 }
 
 int gather_futures(gather_future *const futures[], size_t n,
@@ -104,10 +154,23 @@ int gather_futures(gather_future *const futures[], size_t n,
         rc = check_list(futures, n);
     if (rc != 0 || n == 0)
         return rc;
-    rc = gather__wait(futures, n, mode_for(flags), NULL, NULL, NULL);
-    if (rc != 0)
+    return gather_list(futures, n, results, flags, NULL);
+}
+
+int gather_futures_for(gather_future *const futures[], size_t n,
+                       gather_result *results, unsigned flags,
+                       uint64_t timeout_ns)
+{
+    int rc = gather__check_flags(flags);
+    if (rc == 0)
+        rc = check_list(futures, n);
+    if (rc != 0 || n == 0)
         return rc;
-    return collect(futures, n, results, flags);
+    if (timeout_ns == GATHER_FOREVER)
+        return gather_list(futures, n, results, flags, NULL);
+    struct timespec deadline;
+    gather__deadline(&deadline, timeout_ns);
+    return gather_list(futures, n, results, flags, &deadline);
 }
 
 /* ---- gather_all ---------------------------------------------------------- */
@@ -124,10 +187,61 @@ struct aggregate {
     unsigned flags;
     size_t n;
     _Atomic size_t remaining;  /* children not yet seen done */
+    /* Users of `children`: the completion (1) and entries cancelling the
+     * others at a first failure (GATHER_WAIT_ALL | CANCEL_ON_ERROR). The
+     * last one out releases the children. */
+    _Atomic size_t child_users;
+    _Atomic int first_error;   /* WAIT_ALL: the first failure seen, or 0 */
     gather_future **children;  /* n; released at completion */
     gather_result *results;    /* n; the snapshot, the future's value */
     agg_entry entry[];
 };
+
+static void drop_children(aggregate *a)
+{
+    /* acq_rel: the last user releases after every other user's reads. */
+    if (atomic_fetch_sub_explicit(&a->child_users, 1, memory_order_acq_rel) != 1)
+        return;
+    for (size_t i = 0; i < a->n; i++) {
+        gather_future_release(a->children[i]);
+        a->children[i] = NULL;
+    }
+}
+
+/* Joins the users of `children` unless they are already released. */
+static bool use_children(aggregate *a)
+{
+    size_t users = atomic_load_explicit(&a->child_users, memory_order_relaxed);
+    do {
+        if (users == 0)
+            return false;
+        /* acquire on success: after the completion's snapshot, if any. */
+    } while (!atomic_compare_exchange_weak_explicit(&a->child_users, &users,
+                                                    users + 1,
+                                                    memory_order_acquire,
+                                                    memory_order_relaxed));
+    return true;
+}
+
+/* The code the aggregate completes with, and the cancels it makes. */
+static int agg_code(aggregate *a, bool by_cancel)
+{
+    if (by_cancel) {
+        for (size_t i = 0; i < a->n; i++)
+            gather_future_cancel(a->children[i]);
+        return ECANCELED;
+    }
+    if (a->flags & GATHER_RETURN_ERRORS)
+        return 0;
+    if (a->flags & GATHER_WAIT_ALL) /* all done: the first failure seen */
+        return atomic_load_explicit(&a->first_error, memory_order_relaxed);
+    size_t bad = first_failure(a->children, a->n);
+    if (bad == a->n)
+        return 0;
+    if (a->flags & GATHER_CANCEL_ON_ERROR)
+        cancel_others(a->children, a->n, bad);
+    return a->children[bad]->error;
+}
 
 /* Completes the aggregate if nobody did yet; false if someone did. */
 static bool agg_finish(aggregate *a, bool by_cancel)
@@ -144,37 +258,46 @@ static bool agg_finish(aggregate *a, bool by_cancel)
                                                     old | claim,
                                                     memory_order_acquire,
                                                     memory_order_relaxed));
-    int code = 0;
-    if (by_cancel) {
-        for (size_t i = 0; i < a->n; i++)
-            gather_future_cancel(a->children[i]);
-        code = ECANCELED;
-    } else if (!(a->flags & GATHER_RETURN_ERRORS)) {
-        size_t bad = first_failure(a->children, a->n);
-        if (bad < a->n) {
-            code = a->children[bad]->error;
-            if (a->flags & GATHER_CANCEL_ON_ERROR)
-                cancel_others(a->children, a->n, bad);
-        }
-    }
-    for (size_t i = 0; i < a->n; i++) {
+    int code = agg_code(a, by_cancel);
+    for (size_t i = 0; i < a->n; i++)
         a->results[i] = read_result(a->children[i]);
-        gather_future_release(a->children[i]);
-        a->children[i] = NULL;
-    }
+    drop_children(a);
     gather__future_complete(&a->base, code, a->n > 0 ? a->results : NULL,
                             by_cancel);
     gather_future_release(&a->base); /* the engine reference */
     return true;
 }
 
+/* GATHER_WAIT_ALL: the first failure is noted; with CANCEL_ON_ERROR it
+ * cancels the other children (the aggregate completes when all are done). */
+static void agg_first_failure(aggregate *a, gather_future *child)
+{
+    int none = 0;
+    /* relaxed: the value is read by the completion, after the last fire's
+     * acq_rel on `remaining`. */
+    if (!atomic_compare_exchange_strong_explicit(&a->first_error, &none,
+                                                 child->error,
+                                                 memory_order_relaxed,
+                                                 memory_order_relaxed))
+        return;
+    if (!(a->flags & GATHER_CANCEL_ON_ERROR) || !use_children(a))
+        return;
+    for (size_t i = 0; i < a->n; i++)
+        if (a->children[i] != child)
+            gather_future_cancel(a->children[i]);
+    drop_children(a);
+}
+
 static void agg_fire(gather__listener *l, gather_future *child)
 {
     aggregate *a = ((agg_entry *)l)->agg;
+    bool failed = child->error != 0 && !(a->flags & GATHER_RETURN_ERRORS);
+    if (failed && (a->flags & GATHER_WAIT_ALL))
+        agg_first_failure(a, child);
     /* acq_rel: counts are combined across completing threads. */
     size_t left = atomic_fetch_sub_explicit(&a->remaining, 1,
                                             memory_order_acq_rel) - 1;
-    if (left == 0 || (!(a->flags & GATHER_RETURN_ERRORS) && child->error != 0))
+    if (left == 0 || (failed && !(a->flags & GATHER_WAIT_ALL)))
         agg_finish(a, false);
     gather_future_release(&a->base); /* the entry's reference */
 }
@@ -228,6 +351,8 @@ int gather_all(gather_future *const futures[], size_t n, unsigned flags,
     gather__future_init(&a->base, GATHER__AGGREGATE, (uint32_t)(2 + n));
     a->flags = flags;
     atomic_init(&a->remaining, n);
+    atomic_init(&a->child_users, 1);
+    atomic_init(&a->first_error, 0);
     for (size_t i = 0; i < n; i++)
         a->children[i] = gather_future_retain(futures[i]);
 
@@ -240,8 +365,12 @@ int gather_all(gather_future *const futures[], size_t n, unsigned flags,
         if (gather__future_listen(futures[i], &e->listener))
             continue;
         skipped++; /* already done */
-        if (!(flags & GATHER_RETURN_ERRORS) && futures[i]->error != 0)
-            hit = true;
+        if (!(flags & GATHER_RETURN_ERRORS) && futures[i]->error != 0) {
+            if (flags & GATHER_WAIT_ALL)
+                agg_first_failure(a, futures[i]); /* complete when all are */
+            else
+                hit = true;
+        }
     }
     if (skipped > 0) {
         atomic_fetch_sub_explicit(&a->base.state, skipped * GATHER__REF_ONE,

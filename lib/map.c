@@ -37,12 +37,9 @@
 #include <limits.h>
 #include <string.h>
 
-/* Slot states besides a finished job's code. A job's own code is any int
- * (a task may return whatever it likes), so the two sentinels are the two
- * most unlikely values; a job returning one of them is reported as
- * EINPROGRESS (not started) or as still running. */
-#define SLOT_PENDING INT_MIN
-#define SLOT_RUNNING (INT_MIN + 1)
+/* A job's slot: PENDING, then RUNNING once claimed (by its chunk to run
+ * it, or by a canceller), then DONE with its code, any int. */
+enum { SLOT_PENDING = 0, SLOT_RUNNING = 1, SLOT_DONE = 2 };
 
 /* Longest chunk split eagerly; beyond, only idle threads make it split. */
 #define MAP_GRAIN_MAX 1024
@@ -50,9 +47,10 @@
 #define MAP_CHUNKS_PER_THREAD 16
 
 typedef struct map_slot {
-    /* SLOT_PENDING, SLOT_RUNNING (CANCEL_ON_ERROR only), or the job's code.
-     * The code is stored with release after `value`; readers acquire. */
-    _Atomic int error;
+    /* SLOT_*. DONE is stored with release after `error` and `value`;
+     * readers acquire it before reading them. */
+    _Atomic int state;
+    int error;
     void *value;
 } map_slot;
 
@@ -131,21 +129,29 @@ static bool jobs_stopping(const map_run *m)
 static bool claim_slot(map_slot *s)
 {
     int expected = SLOT_PENDING;
-    /* relaxed: arbitration only; the result is published later. */
-    return atomic_compare_exchange_strong_explicit(&s->error, &expected,
+    /* relaxed: arbitration only; the result is published by publish(). */
+    return atomic_compare_exchange_strong_explicit(&s->state, &expected,
                                                    SLOT_RUNNING,
                                                    memory_order_relaxed,
                                                    memory_order_relaxed);
 }
 
+/* The slot's owner (its claimer, or its chunk without CANCEL_ON_ERROR)
+ * publishes the outcome. */
+static void publish(map_slot *s, int error, void *value)
+{
+    s->error = error;
+    s->value = value;
+    /* release: the outcome, and the job's writes, to the acquire reader. */
+    atomic_store_explicit(&s->state, SLOT_DONE, memory_order_release);
+}
+
 static bool cancel_slot(map_slot *s)
 {
-    int expected = SLOT_PENDING;
-    /* release: like a job's result, for the acquire reader. */
-    return atomic_compare_exchange_strong_explicit(&s->error, &expected,
-                                                   ECANCELED,
-                                                   memory_order_release,
-                                                   memory_order_relaxed);
+    if (!claim_slot(s))
+        return false;
+    publish(s, ECANCELED, NULL);
+    return true;
 }
 
 static void job_failed(map_run *m, size_t i)
@@ -158,7 +164,8 @@ static void job_failed(map_run *m, size_t i)
     atomic_compare_exchange_strong_explicit(&m->failed_at, &none, i,
                                             memory_order_relaxed,
                                             memory_order_relaxed);
-    run_finish(m);
+    if (!(m->flags & GATHER_WAIT_ALL))
+        run_finish(m); /* fail-fast; with WAIT_ALL the last chunk does */
 }
 
 /* Split [begin, *end) while it is long, or while a thread sleeps: the
@@ -187,7 +194,7 @@ int gather__map_chunk_task(void *arg, void **result)
         map_slot *s = &m->slots[i];
         if (jobs_stopping(m)) {
             if (!claim) {
-                atomic_store_explicit(&s->error, ECANCELED, memory_order_release);
+                publish(s, ECANCELED, NULL);
                 cancelled++;
             } else if (cancel_slot(s)) {
                 cancelled++; /* else the caller cancelled (and counted) it */
@@ -198,9 +205,7 @@ int gather__map_chunk_task(void *arg, void **result)
             continue; /* the caller cancelled it (and counted it) */
         void *value = NULL;
         int rc = m->fn(m->args[i], &value);
-        s->value = value;
-        /* release: the value, and the job's writes, to the reader. */
-        atomic_store_explicit(&s->error, rc, memory_order_release);
+        publish(s, rc, value);
         ran++;
         if (rc != 0)
             job_failed(m, i);
@@ -290,10 +295,9 @@ static void cancel_pending(map_run *m)
 static gather_result read_slot(map_slot *s)
 {
     gather_result r = {EINPROGRESS, NULL};
-    /* acquire: pairs with the job's release store; then value is set. */
-    int e = atomic_load_explicit(&s->error, memory_order_acquire);
-    if (e != SLOT_PENDING && e != SLOT_RUNNING) {
-        r.error = e;
+    /* acquire: pairs with publish()'s release store. */
+    if (atomic_load_explicit(&s->state, memory_order_acquire) == SLOT_DONE) {
+        r.error = s->error;
         r.value = s->value;
     }
     return r;
@@ -306,8 +310,8 @@ static int map_collect(map_run *m, gather_result *results)
         cancel_pending(m);
     int code = 0;
     size_t first = atomic_load_explicit(&m->failed_at, memory_order_relaxed);
-    if ((m->flags & GATHER_CANCEL_ON_ERROR) && first != SIZE_MAX)
-        code = read_slot(&m->slots[first]).error; /* not a job it cancelled */
+    if ((m->flags & (GATHER_CANCEL_ON_ERROR | GATHER_WAIT_ALL)) && first != SIZE_MAX)
+        code = read_slot(&m->slots[first]).error; /* the first failure seen */
     for (size_t i = 0; i < m->n; i++) {
         gather_result r = read_slot(&m->slots[i]);
         if (code == 0 && !errors_in_results && r.error != 0 &&
@@ -365,7 +369,8 @@ int gather_map(gather_pool *pool, gather_fn fn, void *const args[], size_t n,
     atomic_init(&m->failed_at, SIZE_MAX);
     memcpy(m->args, args, n * sizeof *args);
     for (size_t i = 0; i < n; i++) {
-        atomic_init(&m->slots[i].error, SLOT_PENDING);
+        atomic_init(&m->slots[i].state, SLOT_PENDING);
+        m->slots[i].error = 0;
         m->slots[i].value = NULL;
     }
     /* The one submission that can fail visibly: after it, splits that

@@ -765,7 +765,7 @@ START_TEST(test_gather_futures_argument_errors)
     ck_assert_int_eq(gather_futures(NULL, 0, NULL, 0), 0);
     ck_assert_int_eq(gather_futures(NULL, 0, res, GATHER_RETURN_ERRORS), 0);
     ck_assert_int_eq(gather_futures(NULL, 0, NULL, GATHER_CANCEL_ON_ERROR), 0);
-    ck_assert_int_eq(gather_futures(NULL, 0, NULL, 4u), EINVAL);
+    ck_assert_int_eq(gather_futures(NULL, 0, NULL, 8u), EINVAL);
     ck_assert_int_eq(gather_futures(NULL, 0, NULL, 1u << 31), EINVAL);
     ck_assert_int_eq(gather_futures(NULL, 0, NULL,
                                     GATHER_RETURN_ERRORS | GATHER_CANCEL_ON_ERROR),
@@ -783,7 +783,7 @@ START_TEST(test_gather_futures_argument_errors)
     ck_assert_int_eq(gather_futures(with_null, 2, NULL, GATHER_RETURN_ERRORS),
                      EINVAL);
     gather_future *one[1] = {r.f};
-    ck_assert_int_eq(gather_futures(one, 1, res, 4u), EINVAL);
+    ck_assert_int_eq(gather_futures(one, 1, res, 8u), EINVAL);
     ck_assert_int_eq(gather_futures(one, 1, res,
                                     GATHER_RETURN_ERRORS | GATHER_CANCEL_ON_ERROR),
                      EINVAL);
@@ -807,7 +807,7 @@ START_TEST(test_gather_all_argument_errors)
 {
     gather_future *agg = NULL;
     ck_assert_int_eq(gather_all(NULL, 0, 0, NULL), EINVAL);
-    ck_assert_int_eq(gather_all(NULL, 0, 4u, &agg), EINVAL);
+    ck_assert_int_eq(gather_all(NULL, 0, 8u, &agg), EINVAL);
     ck_assert_int_eq(gather_all(NULL, 0,
                                 GATHER_RETURN_ERRORS | GATHER_CANCEL_ON_ERROR,
                                 &agg), EINVAL);
@@ -863,7 +863,7 @@ START_TEST(test_gather_map_argument_errors)
                                 GATHER_RETURN_ERRORS), EINVAL);
     ck_assert_int_eq(gather_map(p, tu_task_count, NULL, 0, NULL, 0), 0);
     ck_assert_int_eq(gather_map(p, tu_task_count, args, 0, res, 0), 0);
-    ck_assert_int_eq(gather_map(p, tu_task_count, NULL, 0, NULL, 4u), EINVAL);
+    ck_assert_int_eq(gather_map(p, tu_task_count, NULL, 0, NULL, 8u), EINVAL);
     ck_assert_int_eq(gather_map(p, tu_task_count, NULL, 0, NULL,
                                 GATHER_RETURN_ERRORS | GATHER_CANCEL_ON_ERROR),
                      EINVAL);

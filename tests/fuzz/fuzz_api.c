@@ -1040,6 +1040,8 @@ static void check_aggregate(const record *r)
     }
     if (c)
         return; /* cancelled: any snapshot */
+    if (r->flags & GATHER_WAIT_ALL)
+        CHECK(all_done, "WAIT_ALL aggregate completed with a child not done");
     if (r->flags & GATHER_RETURN_ERRORS)
         CHECK(e == 0 && all_done, "RETURN_ERRORS aggregate: %d, all done %d",
               e, (int)all_done);
@@ -1140,11 +1142,14 @@ static void read_list(reader *r, list_args *l)
 
 static const unsigned gather_flags_tab[] = {
     0, GATHER_RETURN_ERRORS, GATHER_CANCEL_ON_ERROR,
-    GATHER_RETURN_ERRORS | GATHER_CANCEL_ON_ERROR, 4u, 0x80000000u};
+    GATHER_RETURN_ERRORS | GATHER_CANCEL_ON_ERROR, 8u, 0x80000000u,
+    GATHER_WAIT_ALL, GATHER_WAIT_ALL | GATHER_CANCEL_ON_ERROR};
 
 static bool gather_flags_bad(unsigned flags)
 {
-    return (flags & ~3u) != 0 || flags == 3u;
+    unsigned known = GATHER_RETURN_ERRORS | GATHER_CANCEL_ON_ERROR | GATHER_WAIT_ALL;
+    return (flags & ~known) != 0 ||
+           ((flags & GATHER_RETURN_ERRORS) && (flags & GATHER_CANCEL_ON_ERROR));
 }
 
 static unsigned read_gather_flags(reader *r)
@@ -1173,6 +1178,9 @@ static void check_gathered(const list_args *l, const gather_result *res,
     }
     if (flags & GATHER_RETURN_ERRORS)
         CHECK(rc == 0, "RETURN_ERRORS: %d", rc);
+    if (flags & GATHER_WAIT_ALL)
+        for (size_t i = 0; i < l->n; i++)
+            CHECK(gather_future_done(l->fs[i]), "WAIT_ALL: entry %zu not done", i);
     bool has_rc = false;
     for (size_t i = 0; i < l->n; i++) {
         gather_future *f = l->fs[i];
