@@ -361,12 +361,81 @@ bool gather__task_cancel(gather_future *f)
     return true;
 }
 
+/*
+ * Cancelling without recursion. Cancelling an aggregate cancels its
+ * children, which may be aggregates, and so on: a chain of a million would
+ * need a million frames. Up to CANCEL_DEPTH_MAX nested cancels run at once;
+ * a deeper cancel of a future that is not a task (an aggregate: what
+ * recurses) is queued on the thread, with a reference, and the outermost
+ * cancel runs the queue in a loop. It then answers true, as the cancel of
+ * a pending aggregate does (its caller at that depth is an aggregate
+ * cancelling its children, which ignores the answer). Tasks are cancelled
+ * at once at any depth: completing one fires its listeners, which close_
+ * and_fire() queues when deep. The queue is an array of the thread's,
+ * allocated only when a cancel goes that deep and freed once drained; when
+ * it cannot grow, the cancel runs at once (deeper, as before).
+ */
+#define CANCEL_DEPTH_MAX 32
+
+static GATHER_TLS unsigned tls_cancel_depth;
+static GATHER_TLS gather_future **tls_cancel_q;
+static GATHER_TLS size_t tls_cancel_len, tls_cancel_cap, tls_cancel_next;
+
+static bool cancel_now(gather_future *f)
+{
+    bool (*cancel)(gather_future *) = gather__ops(f)->cancel;
+    return cancel != NULL ? cancel(f) : gather__task_cancel(f);
+}
+
+static bool cancel_queue_room(void)
+{
+    if (tls_cancel_len < tls_cancel_cap)
+        return true;
+    size_t cap = tls_cancel_cap == 0 ? 64 : 2 * tls_cancel_cap;
+    size_t bytes;
+    if (!gather__size(cap, sizeof *tls_cancel_q, 0, &bytes))
+        return false;
+    gather_future **q = gather__malloc(bytes);
+    if (q == NULL)
+        return false;
+    for (size_t i = 0; i < tls_cancel_len; i++)
+        q[i] = tls_cancel_q[i];
+    gather__free(tls_cancel_q);
+    tls_cancel_q = q;
+    tls_cancel_cap = cap;
+    return true;
+}
+
+static void drain_cancels(void)
+{
+    while (tls_cancel_next < tls_cancel_len) {
+        gather_future *g = tls_cancel_q[tls_cancel_next++];
+        cancel_now(g);
+        gather_future_release(g);
+    }
+    gather__free(tls_cancel_q);
+    tls_cancel_q = NULL;
+    tls_cancel_len = tls_cancel_cap = tls_cancel_next = 0;
+}
+
 bool gather_future_cancel(gather_future *f)
 {
     if (f == NULL)
         return false;
-    bool (*cancel)(gather_future *) = gather__ops(f)->cancel;
-    return cancel != NULL ? cancel(f) : gather__task_cancel(f);
+    if (tls_cancel_depth >= CANCEL_DEPTH_MAX && !gather__ops(f)->is_task) {
+        if (gather__future_state(f) & GATHER__DONE)
+            return false;
+        if (cancel_queue_room()) {
+            tls_cancel_q[tls_cancel_len++] = gather_future_retain(f);
+            return true;
+        }
+    }
+    tls_cancel_depth++;
+    bool cancelled = cancel_now(f);
+    if (tls_cancel_depth == 1 && tls_cancel_q != NULL)
+        drain_cancels();
+    tls_cancel_depth--;
+    return cancelled;
 }
 
 bool gather_cancel_requested(void)

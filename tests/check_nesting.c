@@ -1045,6 +1045,116 @@ START_TEST(test_wait_near_the_end_of_a_small_stack_progresses)
 }
 END_TEST
 
+/* A one-thread pool whose worker is held in a gated task: tasks submitted
+ * to it stay pending until release_pool(). */
+typedef struct held_or_pending {
+    gather_pool *pool;
+    tu_gate gate;
+    tu_count started;
+    tu_gated blocker;
+    gather_future *blocker_f;
+} held_or_pending;
+
+static void hold_pool(held_or_pending *h)
+{
+    h->pool = tu_pool(1);
+    tu_gate_init(&h->gate);
+    tu_count_init(&h->started);
+    memset(&h->blocker, 0, sizeof h->blocker);
+    h->blocker.gate = &h->gate;
+    h->blocker.started = &h->started;
+    ck_assert_int_eq(gather_submit(h->pool, tu_task_gated, &h->blocker, &h->blocker_f), 0);
+    ck_assert_int_eq(tu_count_wait(&h->started, 1), 0);
+}
+
+static void release_pool(held_or_pending *h)
+{
+    tu_gate_open(&h->gate);
+    ck_assert_int_eq(gather_future_wait(h->blocker_f, NULL), 0);
+    gather_future_release(h->blocker_f);
+    ck_assert_int_eq(gather_pool_destroy(h->pool), 0);
+    tu_gate_destroy(&h->gate);
+    tu_count_destroy(&h->started);
+}
+
+/* ---- chains of a million aggregates: constant stack --------------------- */
+
+static long chain_length(void)
+{
+    return TU_VALGRIND ? 20000 : TU_SANITIZED ? 100000 : 1000000;
+}
+
+/* Builds a chain of aggregates over `leaf`, each gather_all() of the one
+ * before, keeping only the outermost (each holds its child). */
+static gather_future *aggregate_chain(gather_future *leaf, long length)
+{
+    gather_future *inner = gather_future_retain(leaf);
+    for (long i = 0; i < length; i++) {
+        gather_future *outer;
+        ck_assert_int_eq(gather_all(&inner, 1, 0, &outer), 0);
+        gather_future_release(inner);
+        inner = outer;
+    }
+    return inner;
+}
+
+START_TEST(test_million_aggregates_complete_on_a_small_pool_stack)
+{
+    gather_pool_options o = {0};
+    o.threads = 1;
+    o.stack_size = 64 * 1024;
+    gather_pool *p;
+    ck_assert_int_eq(gather_pool_create(&p, &o), 0);
+    tu_gate gate;
+    tu_count started;
+    tu_gate_init(&gate);
+    tu_count_init(&started);
+    tu_gated g = {.gate = &gate, .started = &started, .code = EPIPE};
+    gather_future *leaf;
+    ck_assert_int_eq(gather_submit(p, tu_task_gated, &g, &leaf), 0);
+    gather_future *top = aggregate_chain(leaf, chain_length());
+    ck_assert(!gather_future_done(top));
+    /* The leaf fails on the 64 KiB pool stack: every aggregate completes
+     * there, one after the other. */
+    tu_gate_open(&gate);
+    ck_assert_int_eq(gather_future_wait(top, NULL), EPIPE);
+    gather_future_release(top);
+    gather_future_release(leaf);
+    ck_assert_int_eq(gather_pool_destroy(p), 0);
+    tu_gate_destroy(&gate);
+    tu_count_destroy(&started);
+}
+END_TEST
+
+START_TEST(test_million_aggregates_complete_and_cancel_off_the_pool)
+{
+    /* Completed from this thread: cancelling the pending leaf completes it
+     * here, and with it the whole chain. */
+    held_or_pending hp;
+    hold_pool(&hp);
+    gather_future *leaf;
+    atomic_int ran = 0;
+    ck_assert_int_eq(gather_submit(hp.pool, tu_task_count, &ran, &leaf), 0);
+    gather_future *top = aggregate_chain(leaf, chain_length());
+    ck_assert(gather_future_cancel(leaf));
+    ck_assert(gather_future_done(top));
+    ck_assert_int_eq(gather_future_error(top), ECANCELED);
+    gather_future_release(top);
+    gather_future_release(leaf);
+
+    /* Cancelling the outermost cancels down the chain to the leaf. */
+    ck_assert_int_eq(gather_submit(hp.pool, tu_task_count, &ran, &leaf), 0);
+    top = aggregate_chain(leaf, chain_length());
+    ck_assert(gather_future_cancel(top));
+    ck_assert(gather_future_cancelled(top));
+    ck_assert(gather_future_cancelled(leaf));
+    gather_future_release(top);
+    gather_future_release(leaf);
+    release_pool(&hp);
+    ck_assert_int_eq(atomic_load(&ran), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("nesting");
@@ -1078,6 +1188,8 @@ int main(void)
     tcase_add_test(td, test_deep_wait_progresses_at_depth_4096_on_one_thread);
     tcase_add_test(td, test_deep_wait_progresses_at_depth_100000_on_one_thread);
     tcase_add_test(td, test_wait_near_the_end_of_a_small_stack_progresses);
+    tcase_add_test(td, test_million_aggregates_complete_on_a_small_pool_stack);
+    tcase_add_test(td, test_million_aggregates_complete_and_cancel_off_the_pool);
     suite_add_tcase(s, td);
 
     TCase *tc = tcase_create("cross_pool");
