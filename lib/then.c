@@ -22,6 +22,8 @@
  */
 #include "internal.h"
 
+#include <sched.h>
+
 typedef struct then_link {
     gather_future base;       /* first: a task with fn = run_link, arg = link */
     gather__listener on_prev; /* fires once prev is done */
@@ -67,7 +69,14 @@ static void on_prev_done(gather__listener *listener, gather_future *prev)
     /* relaxed: a hint; the worker's claim decides, and a link cancelled
      * after this load is discarded by the worker that pops it. */
     if (atomic_load_explicit(&next->state, memory_order_relaxed) & GATHER__CLAIMED) {
-        gather_future_release(next); /* cancelled unrun: the queue's ref */
+        /* Cancelled unrun. Its canceller counts the cancel on the pool
+         * before it publishes DONE: wait for DONE before our unhold may
+         * free the pool under it (the worker's discard_cancelled does the
+         * same; lib/then.pml, BUGGY_NO_DISCARD_WAIT). A few instructions,
+         * no user code. */
+        while (!(gather__future_state(next) & GATHER__DONE))
+            sched_yield();
+        gather_future_release(next); /* the queue's reference */
     } else if (!gather__worker_queue_next(p, next)) {
         int rc = gather__pool_queue(p, next, false); /* counted when made */
         if (rc != 0) {
@@ -77,7 +86,10 @@ static void on_prev_done(gather__listener *listener, gather_future *prev)
                 gather__pool_count_cancel(p);
                 gather__future_complete_release(next, rc, NULL, false);
             } else {
-                gather_future_release(next); /* a canceller completes it */
+                /* A canceller completes it: as above, let it finish. */
+                while (!(gather__future_state(next) & GATHER__DONE))
+                    sched_yield();
+                gather_future_release(next);
             }
         }
     }
