@@ -504,13 +504,15 @@ static int part3_factorials(void)
  *   # caught: ValueError('orders failed')
  *   # users ok orders failed True
  *
- * GATHER_CANCEL_ON_ERROR is that structured mode: on the first failure the
- * others are cancelled (a running task sees gather_cancel_requested()).
+ * GATHER_CANCEL_ON_ERROR | GATHER_WAIT_ALL is that structured mode, in one
+ * call: on the first failure the others are cancelled (a running task sees
+ * gather_cancel_requested()), and the call returns the first failure once
+ * every task of the group is over, as leaving the "async with" block does.
  */
 
 static int part4_task_group(void)
 {
-    printf("== 4. Bonus: TaskGroup (GATHER_CANCEL_ON_ERROR) cancels the others\n");
+    printf("== 4. Bonus: TaskGroup (GATHER_CANCEL_ON_ERROR | GATHER_WAIT_ALL)\n");
     api_call calls[3] = {{"users", 1, 0, ""}, {"orders", 2, 1, ""}, {"stock", 10, 0, ""}};
     void *args[3] = {&calls[0], &calls[1], &calls[2]};
     gather_future *futures[3];
@@ -519,16 +521,103 @@ static int part4_task_group(void)
     int rc = submit_all(call_api, args, 3, futures);
     if (rc != 0)
         return rc;
-    rc = gather_futures(futures, 3, results, GATHER_CANCEL_ON_ERROR);
+    double start = now_s();
+    rc = gather_futures(futures, 3, results, GATHER_CANCEL_ON_ERROR | GATHER_WAIT_ALL);
     printf("caught: %s('%s')\n", error_name(rc), (const char *)results[1].value);
-    /* Leaving the "async with" block waits for every task of the group. */
-    gather_futures(futures, 3, results, GATHER_RETURN_ERRORS);
     const char *users = results[0].error == 0 ? results[0].value : "(cancelled)";
     printf("%s %s %s\n", users, (const char *)results[1].value,
            gather_future_cancelled(futures[2]) ? "True" : "False");
-    int ok = rc == EINVAL && gather_future_cancelled(futures[2]);
+    /* Every task is over (no EINPROGRESS), and well before "stock"'s 10 s. */
+    double took = (now_s() - start) / SCALE;
+    int ok = rc == EINVAL && gather_future_cancelled(futures[2]) &&
+             results[2].error == ECANCELED && took < 5.0;
     release_all(futures, 3);
     return ok ? 0 : 1;
+}
+
+/* ==== 5. asyncio.wait_for() around a gather ===============================
+ *
+ *   async def main():
+ *       try:
+ *           await asyncio.wait_for(asyncio.gather(call_api("fast", 1),
+ *                                                 call_api("slow", 5)), 2)
+ *       except TimeoutError:
+ *           print("timed out after 2 s")
+ *
+ * asyncio cancels the gather (and so both calls) at the timeout; that is
+ * gather_futures_for() with GATHER_CANCEL_ON_ERROR (a timeout counts as a
+ * failure). Without the flag the tasks keep running and can be waited for
+ * again: the snapshot says which were done.
+ */
+
+static int part5_wait_for(void)
+{
+    printf("== 5. wait_for(gather(...), 2): gather_futures_for()\n");
+    api_call calls[2] = {{"fast", 1, 0, ""}, {"slow", 5, 0, ""}};
+    void *args[2] = {&calls[0], &calls[1]};
+    gather_future *futures[2];
+    gather_result results[2];
+    int rc = submit_all(call_api, args, 2, futures);
+    if (rc != 0)
+        return rc;
+    rc = gather_futures_for(futures, 2, results, GATHER_CANCEL_ON_ERROR,
+                            (uint64_t)(2 * SCALE * 1e9));
+    if (rc == ETIMEDOUT)
+        printf("timed out after 2 s: fast %s, slow %s\n",
+               results[0].error == 0 ? "done" : "not done",
+               gather_future_cancelled(futures[1]) || results[1].error == EINPROGRESS
+                   ? "cancelled" : "done");
+    /* The slow call saw the cancel and stops: wait for it to be over. */
+    gather_futures(futures, 2, NULL, GATHER_RETURN_ERRORS);
+    int ok = rc == ETIMEDOUT && results[0].error == 0 &&
+             gather_future_error(futures[1]) == ECANCELED;
+    release_all(futures, 2);
+    return ok ? 0 : 1;
+}
+
+/* ==== 6. asyncio.as_completed() =========================================
+ *
+ *   async def main():
+ *       for next_done in asyncio.as_completed([call_api("c", 3),
+ *                                              call_api("a", 1),
+ *                                              call_api("b", 2)]):
+ *           print(await next_done)
+ *
+ *   # a ok
+ *   # b ok
+ *   # c ok
+ *
+ * A completion queue hands futures out in the order they finish; its
+ * descriptor (gather_cq_fd) lets an event loop wait for the same thing.
+ */
+
+static int part6_as_completed(void)
+{
+    printf("== 6. as_completed(): a completion queue\n");
+    api_call calls[3] = {{"c", 3, 0, ""}, {"a", 1, 0, ""}, {"b", 2, 0, ""}};
+    void *args[3] = {&calls[0], &calls[1], &calls[2]};
+    gather_future *futures[3];
+    int rc = submit_all(call_api, args, 3, futures);
+    if (rc != 0)
+        return rc;
+    gather_cq *cq;
+    rc = gather_cq_create(&cq);
+    for (int i = 0; rc == 0 && i < 3; i++)
+        rc = gather_cq_add(cq, futures[i], &calls[i]);
+    release_all(futures, 3); /* the queue holds its own references */
+    if (rc != 0)
+        return rc;
+    char order[4] = "";
+    size_t k = 0;
+    gather_future *f;
+    void *ud;
+    while (gather_cq_next(cq, GATHER_FOREVER, &f, &ud) == 0) {
+        printf("%s\n", (const char *)gather_future_value(f));
+        order[k++] = ((api_call *)ud)->name[0];
+        gather_future_release(f);
+    }
+    gather_cq_destroy(cq);
+    return strcmp(order, "abc") == 0 ? 0 : 1;
 }
 
 int main(void)
@@ -539,6 +628,8 @@ int main(void)
     failed |= part2_failing_call() != 0;
     failed |= part3_factorials() != 0;
     failed |= part4_task_group() != 0;
+    failed |= part5_wait_for() != 0;
+    failed |= part6_as_completed() != 0;
     /* Every task was waited for; the default pool is never destroyed. */
     return failed ? 1 : 0;
 }
