@@ -197,19 +197,19 @@ static void await(bool (*cond)(void *), void *arg)
 enum op {
     OP_SUBMIT, OP_NESTED, OP_GATHER, OP_GATHER_ALL, OP_MAP, OP_CANCEL,
     OP_WAIT_FOR, OP_WAIT_ANY, OP_CALLBACKS, OP_RELEASE, OP_RESIZE,
-    OP_CQ, OP_PRIVATE_POOL, OP_COUNT
+    OP_CQ, OP_OPTIONS, OP_PRIVATE_POOL, OP_COUNT
 };
 
 static const char *const op_names[OP_COUNT] = {
     "submit", "nested", "gather_futures", "gather_all", "gather_map",
     "cancel", "wait_for", "wait_any", "callbacks", "release_early",
-    "resize", "completion_queue", "private_pool",
+    "resize", "completion_queue", "options_then", "private_pool",
 };
 
 /* How often each op is drawn (out of the sum); inside a private pool the
  * last one is never drawn. */
 static const unsigned op_weights[OP_COUNT] = {10, 8, 10, 8, 6, 8,
-                                              5,  5,  6, 6, 5, 5, 4};
+                                              5,  5,  6, 6, 5, 5, 5, 4};
 
 enum event {
     EV_TASK_RUN, EV_DETACHED_RUN, EV_FUTURE_DONE, EV_CANCEL_WON,
@@ -2012,6 +2012,156 @@ static void op_cq(driver *d, pool_ctx *ctx)
     release_all(fs, recs, n, &d->g);
 }
 
+/* ---- op: task options and continuations -------------------------------- */
+
+/*
+ * Tasks with random options (priority, GATHER_TASK_BLOCKING, value_free,
+ * arg_free) on the op's pool, some cancelled, some with a chain of one or
+ * two continuations, some values taken. Once everything is over and every
+ * reference released: arg_free ran exactly once for each accepted task that
+ * has one (never for a refused one), value_free exactly once for each value
+ * nobody took (a task that ran), never for a taken one; every continuation
+ * ran after its prev, at most once.
+ */
+typedef struct opt_task {
+    pool_ctx *ctx;
+    atomic_int arg_freed;
+    atomic_int value_freed;
+    atomic_int ran;
+    int code;
+    bool has_arg_free, has_value_free, accepted, taken;
+} opt_task;
+
+static void opt_arg_free(void *arg)
+{
+    atomic_fetch_add(&((opt_task *)arg)->arg_freed, 1);
+}
+
+static void opt_value_free(void *value)
+{
+    atomic_fetch_add(&((opt_task *)value)->value_freed, 1);
+}
+
+static int opt_run(void *arg, void **result)
+{
+    opt_task *t = arg;
+    add(&t->ctx->runs, 1);
+    atomic_fetch_add(&t->ran, 1);
+    *result = t;
+    return t->code;
+}
+
+static int opt_link(gather_future *prev, void *arg, void **result)
+{
+    opt_task *t = arg;
+    CHECK(gather_future_done(prev), "continuation ran before its prev was done");
+    add(&t->ctx->runs, 1);
+    CHECK(atomic_fetch_add(&t->ran, 1) == 0, "continuation ran twice");
+    *result = NULL;
+    return gather_future_error(prev);
+}
+
+typedef struct opt_batch {
+    opt_task *t;
+    size_t n;
+} opt_batch;
+
+static bool opt_all_freed(void *arg)
+{
+    opt_batch *b = arg;
+    for (size_t i = 0; i < b->n; i++) {
+        opt_task *t = &b->t[i];
+        int want_arg = t->accepted && t->has_arg_free;
+        int want_value = t->has_value_free && atomic_load(&t->ran) > 0 && !t->taken;
+        if (atomic_load(&t->arg_freed) != want_arg ||
+            atomic_load(&t->value_freed) != want_value)
+            return false;
+    }
+    return true;
+}
+
+static void op_options(driver *d, pool_ctx *ctx)
+{
+    enum { N = 6, L = 2 * N };
+    size_t n = 1 + below(&d->g, N);
+    opt_task *ts = calloc(n, sizeof *ts);
+    opt_task *ls = calloc(L, sizeof *ls);
+    CHECK(ts != NULL && ls != NULL, "out of memory");
+    gather_future *all[N + L];
+    size_t at[N]; /* where each accepted task's future is in all[] */
+    size_t na = 0, nl = 0;
+    for (size_t i = 0; i < n; i++) {
+        opt_task *t = &ts[i];
+        t->ctx = ctx;
+        gather_task_options o = {0};
+        o.priority = (int)below(&d->g, 3) - 1;
+        o.flags = one_in(&d->g, 4) ? GATHER_TASK_BLOCKING : 0;
+        t->has_arg_free = one_in(&d->g, 2);
+        t->has_value_free = one_in(&d->g, 2);
+        o.arg_free = t->has_arg_free ? opt_arg_free : NULL;
+        o.value_free = t->has_value_free ? opt_value_free : NULL;
+        t->code = one_in(&d->g, 4) ? EIO : 0;
+        gather_future *f = NULL;
+        int rc = gather_submit_ex(ctx->pool, opt_run, t, &o, &f);
+        CHECK(rc == 0 || rc == ESHUTDOWN, "gather_submit_ex: %d", rc);
+        if (rc != 0)
+            continue; /* refused: arg_free is not called */
+        t->accepted = true;
+        add(&ctx->accepted, 1);
+        at[i] = na;
+        all[na++] = f;
+        if (one_in(&d->g, 3) && nl + 2 <= L) { /* a chain behind it */
+            gather_future *prev = f;
+            size_t links = 1 + below(&d->g, 2);
+            for (size_t k = 0; k < links; k++) {
+                gather_future *next = NULL;
+                ls[nl].ctx = ctx;
+                rc = gather_then(prev, ctx->pool, opt_link, &ls[nl], &next);
+                CHECK(rc == 0 || rc == ESHUTDOWN, "gather_then: %d", rc);
+                if (rc != 0)
+                    break;
+                add(&ctx->accepted, 1);
+                nl++;
+                all[na++] = next;
+                prev = next;
+            }
+        }
+        if (one_in(&d->g, 4))
+            gather_future_cancel(one_in(&d->g, 2) ? f : all[na - 1]);
+    }
+    phase(d, "options: waiting");
+    CHECK(gather_futures(all, na, NULL, GATHER_RETURN_ERRORS) == 0, "gather_futures");
+    /* Each body that never ran was cancelled (or refused) by the pool. */
+    for (size_t i = 0; i < n; i++)
+        if (ts[i].accepted && atomic_load(&ts[i].ran) == 0)
+            add(&ctx->cancelled_seen, 1);
+    for (size_t j = 0; j < nl; j++)
+        if (atomic_load(&ls[j].ran) == 0)
+            add(&ctx->cancelled_seen, 1);
+    for (size_t i = 0; i < n; i++) {
+        opt_task *t = &ts[i];
+        if (!t->accepted)
+            continue;
+        gather_future *f = all[at[i]];
+        int ran = atomic_load(&t->ran);
+        CHECK(ran <= 1, "task with options ran twice");
+        CHECK(gather_future_value(f) == (ran ? (void *)t : NULL),
+              "task with options: value %p, ran %d", gather_future_value(f), ran);
+        if (ran == 1 && one_in(&d->g, 3)) {
+            CHECK(gather_future_take(f) == (void *)t, "take");
+            CHECK(gather_future_take(f) == NULL, "second take");
+            t->taken = true;
+        }
+    }
+    for (size_t i = 0; i < na; i++)
+        gather_future_release(all[i]);
+    phase(d, "options: destructors");
+    opt_batch b = {ts, n};
+    await(opt_all_freed, &b); /* the last reference may be a worker's */
+    free(ts);
+    free(ls);
+}
+
 /* ---- op: done callbacks ------------------------------------------------- */
 
 typedef struct cb_node {
@@ -2604,6 +2754,7 @@ static void run_op(driver *d, enum op op, pool_ctx *ctx)
     case OP_RELEASE: op_release(d, ctx); break;
     case OP_RESIZE: op_resize(d, ctx); break;
     case OP_CQ: op_cq(d, ctx); break;
+    case OP_OPTIONS: op_options(d, ctx); break;
     case OP_PRIVATE_POOL: op_private_pool(d); break;
     case OP_COUNT: break;
     }
