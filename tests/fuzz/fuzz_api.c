@@ -1387,20 +1387,30 @@ static void op_submit(reader *r)
         self = (unsigned)h.nrec + 1;
     uintptr_t arg = make_arg(spec, self, counted);
     gather_future *f = (gather_future *)&h; /* must be overwritten */
-    if (counted)
+    /* Flag 8: gather_submit_ex with options from bits 4-7 (priority
+     * (fl >> 4 & 3) - 1, so 3 is an invalid 2; bit 6 blocking; bit 7 an
+     * unknown flag bit). */
+    bool ex = (fl & 8u) != 0;
+    gather_task_options opts = {0};
+    opts.priority = (int)((fl >> 4) & 3u) - 1;
+    opts.flags = ((fl & 0x40u) ? GATHER_TASK_BLOCKING : 0) | ((fl & 0x80u) ? 2u : 0);
+    bool bad_opts = ex && (opts.priority > GATHER_PRIORITY_HIGH || (opts.flags & 2u));
+    if (counted && !bad_opts)
         detached_add(1);
-    int rc = gather_submit(p, null_fn ? NULL : fuzz_task, (void *)arg,
-                           detached ? NULL : &f);
+    int rc = ex ? gather_submit_ex(p, null_fn ? NULL : fuzz_task, (void *)arg, &opts,
+                                   detached ? NULL : &f)
+                : gather_submit(p, null_fn ? NULL : fuzz_task, (void *)arg,
+                                detached ? NULL : &f);
     TRACE("submit to %d: spec %06x%s%s%s -> %d (record %d)", slot,
           (unsigned)spec, detached ? " detached" : "",
           null_fn ? " NULL fn" : "", self ? " self" : "", rc,
           detached || rc ? -1 : (int)h.nrec);
-    if (rc != 0 && counted)
+    if (rc != 0 && counted && !bad_opts)
         detached_add(-1);
     if (!detached)
         CHECK(rc == 0 || f == NULL, "failed submit left *future %p", (void *)f);
-    if (null_fn) {
-        CHECK(rc == EINVAL, "submit(NULL fn): %d", rc);
+    if (null_fn || bad_opts) {
+        CHECK(rc == EINVAL, "submit(NULL fn or bad options): %d", rc);
         return;
     }
     if (shut) {
@@ -1877,6 +1887,14 @@ static void op_inspect(reader *r)
     CHECK(v == NULL || d, "value before done");
     CHECK(!c || (d && gather_future_error(rec->f) == ECANCELED),
           "cancelled but %d", gather_future_error(rec->f));
+    /* A take hands out the value once (nothing here has a value_free). */
+    void *t1 = gather_future_take(rec->f);
+    bool d2 = gather_future_done(rec->f); /* it may have completed since */
+    CHECK(d ? t1 == v || (t1 == NULL && v != NULL)
+            : t1 == NULL || (d2 && t1 == gather_future_value(rec->f)),
+          "take %p of a future whose value is %p (done %d)", t1, v, (int)d);
+    CHECK(gather_future_take(rec->f) == NULL, "second take");
+    CHECK(!d || gather_future_value(rec->f) == v, "value changed by a take");
     if (d)
         check_record(rec);
 }
