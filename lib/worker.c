@@ -597,18 +597,22 @@ static void thread_ended_in_task(void *arg)
         f = outer;
     }
     set_busy(w, false);
+    /* Retire, then start the replacement, under grow_lock (a replacement
+     * started first would see one thread too many and leave again). The
+     * pool has one thread fewer in between; nothing queued is lost: a
+     * drain is only declared with no work visible. */
     int why = EXIT_DESTROY; /* only when destroy already closed the pool */
+    gather__lock(&p->grow_lock);
     if (gather__sleep_retire(&p->sleep, NULL, 0)) {
         why = EXIT_RETIRED;
-        gather__lock(&p->grow_lock);
         /* relaxed: exiting is set by destroy, which takes grow_lock after
          * the drain; a replacement started before it is joined by it. */
         if (!atomic_load_explicit(&p->exiting, memory_order_relaxed))
             (void)gather__pool_start_worker(p, threads_of(p), false);
-        gather__unlock(&p->grow_lock);
-        if (gather__deque_nonempty(&w->deque))
-            gather__sleep_wake_one(&p->sleep);
     }
+    gather__unlock(&p->grow_lock);
+    if (why == EXIT_RETIRED && gather__deque_nonempty(&w->deque))
+        gather__sleep_wake_one(&p->sleep);
     leave(w, why);
 }
 
