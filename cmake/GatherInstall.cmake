@@ -85,7 +85,7 @@ set(GATHER_MAN3_LINKS
   gather_pool_create:gather_pool_shutdown,gather_pool_destroy,gather_pool_threads,gather_current_pool,gather_pool_stats_get,gather_pool_resize,gather_blocking_begin,gather_blocking_end
   gather_submit:gather_cancel_requested
   gather_future_wait:gather_future_wait_for,gather_future_done,gather_future_error,gather_future_value,gather_future_cancel,gather_future_cancelled,gather_future_on_done,gather_future_retain,gather_future_release
-  gather_futures:gather_all,gather_map,gather_wait_any
+  gather_futures:gather_futures_for,gather_all,gather_map,gather_wait_any
   gather_cq_create:gather_cq_add,gather_cq_next,gather_cq_fd,gather_cq_destroy
   gather:gather_replace_allocator,gather_version)
 set(_gather_man3 "")

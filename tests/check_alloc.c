@@ -658,7 +658,9 @@ static void sc_map(sc *s)
 
 /* Off-pool waits on gated tasks: the wait record is allocated on this
  * (fresh) thread's first blocking wait. */
-enum { WAIT_GATHER, WAIT_FUTURE, WAIT_ANY };
+/* WAIT_GATHER_FOR: gather_futures_for() with GATHER_WAIT_ALL and a long
+ * deadline (the hooked wait, its record allocated as gather_futures'). */
+enum { WAIT_GATHER, WAIT_FUTURE, WAIT_ANY, WAIT_GATHER_FOR };
 
 static void sc_wait_common(sc *s, int which)
 {
@@ -710,6 +712,9 @@ static void sc_wait_common(sc *s, int which)
     }
     if (which == WAIT_GATHER)
         rc = gather_futures(f, 2, r, 0);
+    else if (which == WAIT_GATHER_FOR)
+        rc = gather_futures_for(f, 2, r, GATHER_WAIT_ALL,
+                                (uint64_t)TU_WATCHDOG_S * 1000000000u);
     else if (which == WAIT_FUTURE)
         rc = gather_future_wait(f[0], &v);
     else
@@ -720,7 +725,7 @@ static void sc_wait_common(sc *s, int which)
     if (rc == ENOMEM)
         s->enomem_seen++;
     if (rc == 0) {
-        if (which == WAIT_GATHER) {
+        if (which == WAIT_GATHER || which == WAIT_GATHER_FOR) {
             CHECK(s, r[0].error == 0 && r[0].value == &g[0]);
             CHECK(s, r[1].error == 0 && r[1].value == &g[1]);
         } else if (which == WAIT_FUTURE) {
@@ -758,6 +763,11 @@ static void sc_wait_future(sc *s)
 static void sc_wait_any(sc *s)
 {
     sc_wait_common(s, WAIT_ANY);
+}
+
+static void sc_wait_gather_for(sc *s)
+{
+    sc_wait_common(s, WAIT_GATHER_FOR);
 }
 
 /* A task that submits subtasks and gathers them (helping wait, nested
@@ -1257,6 +1267,12 @@ START_TEST(test_off_pool_gather_futures_wait_record_fails_cleanly)
 }
 END_TEST
 
+START_TEST(test_off_pool_gather_futures_for_wait_record_fails_cleanly)
+{
+    run_faults("gather_futures_for off-pool", sc_wait_gather_for);
+}
+END_TEST
+
 START_TEST(test_off_pool_future_wait_record_fails_cleanly)
 {
     run_faults("gather_future_wait off-pool", sc_wait_future);
@@ -1561,6 +1577,7 @@ int main(void)
     tcase_add_test(tc, test_on_done_fails_cleanly);
     tcase_add_test(tc, test_gather_map_enomem_partway_finishes_submitted_tasks);
     tcase_add_test(tc, test_off_pool_gather_futures_wait_record_fails_cleanly);
+    tcase_add_test(tc, test_off_pool_gather_futures_for_wait_record_fails_cleanly);
     tcase_add_test(tc, test_off_pool_future_wait_record_fails_cleanly);
     tcase_add_test(tc, test_off_pool_wait_any_record_fails_cleanly);
     tcase_add_test(tc, test_nested_gather_in_task_fails_cleanly);
