@@ -525,9 +525,9 @@ static int task_map(uint32_t spec)
     size_t n = 1 + (p >> 2);
     gather_pool *cur = gather_current_pool();
     /* Fail-fast would leave subtasks running on the default pool, where
-     * nothing waits for them at the end of the input. */
+     * nothing waits for them at the end of the input: WAIT_ALL does. */
     if (cur == default_pool && flags != 3u)
-        flags = GATHER_RETURN_ERRORS;
+        flags |= GATHER_WAIT_ALL;
     uintptr_t arg = make_arg(spec_child(spec), 0, false);
     void *args[2] = {(void *)arg, (void *)arg};
     gather_result res[2] = {{-12345, &res}, {-12345, &res}};
@@ -543,12 +543,15 @@ static int task_map(uint32_t spec)
           "gather_map from a task: %d", rc);
     for (size_t i = 0; i < n; i++)
         check_task_entry(&res[i], arg);
-    if (flags == GATHER_RETURN_ERRORS)
+    if (flags & GATHER_RETURN_ERRORS)
         CHECK(rc == 0 || rc == ENOMEM, "RETURN_ERRORS map: %d", rc);
     if (rc == 0)
         for (size_t i = 0; i < n; i++)
-            CHECK(res[i].error == 0 || flags == GATHER_RETURN_ERRORS,
+            CHECK(res[i].error == 0 || (flags & GATHER_RETURN_ERRORS),
                   "map returned 0 with entry %d", res[i].error);
+    if ((flags & GATHER_WAIT_ALL) && rc != ENOMEM)
+        for (size_t i = 0; i < n; i++)
+            CHECK(res[i].error != EINPROGRESS, "WAIT_ALL map: entry running");
     return rc;
 }
 
@@ -1041,7 +1044,7 @@ static void check_aggregate(const record *r)
     if (c)
         return; /* cancelled: any snapshot */
     if (r->flags & GATHER_WAIT_ALL)
-        CHECK(all_done, "WAIT_ALL aggregate completed with a child not done");
+        CHECK(all_done, "WAIT_ALL aggregate (code %d) with a child running", e);
     if (r->flags & GATHER_RETURN_ERRORS)
         CHECK(e == 0 && all_done, "RETURN_ERRORS aggregate: %d, all done %d",
               e, (int)all_done);
@@ -1140,22 +1143,30 @@ static void read_list(reader *r, list_args *l)
     }
 }
 
+/* A flags byte b: gather_flags_tab[b % 6] (8u: an unknown bit), plus
+ * GATHER_WAIT_ALL when bit 6 is set. (Before 0.2, entry 4 was 4u, then an
+ * unknown bit; it is GATHER_WAIT_ALL now.) */
 static const unsigned gather_flags_tab[] = {
     0, GATHER_RETURN_ERRORS, GATHER_CANCEL_ON_ERROR,
-    GATHER_RETURN_ERRORS | GATHER_CANCEL_ON_ERROR, 8u, 0x80000000u,
-    GATHER_WAIT_ALL, GATHER_WAIT_ALL | GATHER_CANCEL_ON_ERROR};
+    GATHER_RETURN_ERRORS | GATHER_CANCEL_ON_ERROR, 8u, 0x80000000u};
+#define FLAGS_WAIT_ALL_BIT 0x40u
 
 static bool gather_flags_bad(unsigned flags)
 {
-    unsigned known = GATHER_RETURN_ERRORS | GATHER_CANCEL_ON_ERROR | GATHER_WAIT_ALL;
-    return (flags & ~known) != 0 ||
-           ((flags & GATHER_RETURN_ERRORS) && (flags & GATHER_CANCEL_ON_ERROR));
+    return (flags & ~7u) != 0 ||
+           (flags & 3u) == (GATHER_RETURN_ERRORS | GATHER_CANCEL_ON_ERROR);
+}
+
+static unsigned flags_of(uint8_t b)
+{
+    unsigned flags = gather_flags_tab[b % (sizeof gather_flags_tab /
+                                           sizeof gather_flags_tab[0])];
+    return (b & FLAGS_WAIT_ALL_BIT) ? flags | GATHER_WAIT_ALL : flags;
 }
 
 static unsigned read_gather_flags(reader *r)
 {
-    return gather_flags_tab[take(r) % (sizeof gather_flags_tab /
-                                       sizeof gather_flags_tab[0])];
+    return flags_of(take(r));
 }
 
 static bool list_has_failure(const list_args *l, int code)
@@ -1167,23 +1178,35 @@ static bool list_has_failure(const list_args *l, int code)
     return false;
 }
 
-/* gather_futures() with valid arguments and n > 0 returned rc. */
+/* gather_futures() (or gather_futures_for(), `timed`) with valid arguments
+ * and n > 0 returned rc. */
 static void check_gathered(const list_args *l, const gather_result *res,
-                           unsigned flags, int rc)
+                           unsigned flags, int rc, bool timed)
 {
     CHECK(rc != EDEADLK, "EDEADLK off the pool");
+    if (timed && rc == ETIMEDOUT && !list_has_failure(l, rc)) {
+        /* The snapshot: EINPROGRESS, or what a done future holds. */
+        for (size_t i = 0; res != NULL && i < l->n; i++)
+            CHECK(res[i].error == EINPROGRESS
+                      ? res[i].value == NULL
+                      : gather_future_done(l->fs[i]) &&
+                            res[i].error == gather_future_error(l->fs[i]) &&
+                            res[i].value == gather_future_value(l->fs[i]),
+                  "timed out, entry %zu: %d", i, res[i].error);
+        return;
+    }
     if (rc != 0 && !list_has_failure(l, rc)) {
         CHECK(rc == ENOMEM, "gather_futures: %d, no entry failed so", rc);
         return; /* its wait record could not be allocated */
     }
     if (flags & GATHER_RETURN_ERRORS)
         CHECK(rc == 0, "RETURN_ERRORS: %d", rc);
-    if (flags & GATHER_WAIT_ALL)
-        for (size_t i = 0; i < l->n; i++)
-            CHECK(gather_future_done(l->fs[i]), "WAIT_ALL: entry %zu not done", i);
     bool has_rc = false;
     for (size_t i = 0; i < l->n; i++) {
         gather_future *f = l->fs[i];
+        if (flags & GATHER_WAIT_ALL)
+            CHECK(gather_future_done(f), "WAIT_ALL returned %d, entry %zu "
+                  "not done", rc, i);
         if (rc == 0)
             CHECK(gather_future_done(f) && (gather_future_error(f) == 0 ||
                                             (flags & GATHER_RETURN_ERRORS)),
@@ -1568,10 +1591,14 @@ static void op_ref(reader *r)
     }
 }
 
-/* [flags] list */
+/* [flags] list. Flags byte bit 7: gather_futures_for() with the timeout
+ * timeout_tab[bits 4-5] (0, 1, 10 or 100 us; the gate stays as it is). */
 static void op_gather_futures(reader *r)
 {
-    unsigned flags = read_gather_flags(r);
+    uint8_t fb = take(r);
+    unsigned flags = flags_of(fb);
+    bool timed = (fb & 0x80u) != 0;
+    uint64_t t = timeout_tab[(fb >> 4) & 3u];
     list_args l;
     read_list(r, &l);
     bool bad = l.bad || gather_flags_bad(flags);
@@ -1579,11 +1606,14 @@ static void op_gather_futures(reader *r)
     for (size_t i = 0; i < MAX_LIST; i++)
         res[i] = (gather_result){-12345, &res};
     /* Bad arguments must be refused before any waiting: gate left as is. */
-    if (!bad && l.count > 0)
+    if (!bad && l.count > 0 && !timed)
         gate_set(true);
-    int rc = gather_futures(l.ptr, l.count, l.results_null ? NULL : res, flags);
-    TRACE("gather_futures n %zu (passed %zu%s) flags %#x -> %d", l.n, l.count,
-          l.ptr ? "" : ", NULL list", flags, rc);
+    gather_result *rp = l.results_null ? NULL : res;
+    int rc = timed ? gather_futures_for(l.ptr, l.count, rp, flags, t)
+                   : gather_futures(l.ptr, l.count, rp, flags);
+    TRACE("gather_futures%s n %zu (passed %zu%s) flags %#x -> %d",
+          timed ? "_for" : "", l.n, l.count, l.ptr ? "" : ", NULL list",
+          flags, rc);
     if (bad) {
         CHECK(rc == EINVAL, "gather_futures with bad arguments: %d", rc);
         return;
@@ -1592,7 +1622,7 @@ static void op_gather_futures(reader *r)
         CHECK(rc == 0, "gather_futures of none: %d", rc);
         return;
     }
-    check_gathered(&l, l.results_null ? NULL : res, flags, rc);
+    check_gathered(&l, rp, flags, rc, timed);
 }
 
 /* [flags] list: the aggregate becomes a record. */
@@ -1651,7 +1681,7 @@ static void op_map(reader *r)
         uint32_t spec = read_spec(r);
         /* Fail-fast returns while the other tasks run on; on the default
          * pool nothing would wait for them before the input ends. */
-        if (p == NULL && flags != GATHER_RETURN_ERRORS)
+        if (p == NULL && !(flags & (GATHER_RETURN_ERRORS | GATHER_WAIT_ALL)))
             spec = never_failing(spec, 0);
         spec_arg[i] = make_arg(spec, 0, false);
     }
@@ -1713,6 +1743,9 @@ static void op_map(reader *r)
             CHECK(res[i].error != EINPROGRESS &&
                       (res[i].error == 0 || (flags & GATHER_RETURN_ERRORS)),
                   "map returned 0 with entry %zu %d", i, res[i].error);
+        if ((flags & GATHER_WAIT_ALL) && rc != ENOMEM)
+            CHECK(res[i].error != EINPROGRESS,
+                  "WAIT_ALL map returned %d with entry %zu running", rc, i);
         uint32_t codes = natural_codes(arg_spec(argv[i]));
         if (flags & GATHER_RETURN_ERRORS)
             CHECK((codes & code_bit(res[i].error)) != 0,

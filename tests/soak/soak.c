@@ -221,6 +221,7 @@ enum event {
     EV_BLOCK_SLEEP, EV_BLOCK_PIPE, EV_BLOCK_MUTEX, EV_BLOCK_REGION,
     EV_BLOCK_NESTED, EV_REGION_GATHER, EV_RESIZE_OUTSIDE, EV_RESIZE_INSIDE,
     EV_RESIZE_REFUSED, EV_RESIZE_INVALID, EV_ELASTIC_POOL, EV_SPARES_EXITED,
+    EV_GATHER_WAIT_ALL, EV_GATHER_TIMED_OUT,
     EV_COUNT
 };
 
@@ -240,6 +241,7 @@ static const char *const ev_names[EV_COUNT] = {
     "resizes from inside tasks", "resizes refused (ESHUTDOWN)",
     "resizes with invalid sizes", "private elastic pools",
     "elastic pools whose spares exited",
+    "gathers with WAIT_ALL", "gather_futures_for that timed out",
 };
 
 static _Atomic uint64_t events[EV_COUNT];
@@ -997,10 +999,13 @@ static void check_gathered(task_rec *const recs[], size_t n,
     bool seen = false;
     for (size_t i = 0; i < n; i++) {
         check_result(recs[i], res[i], where);
-        if (flags & GATHER_RETURN_ERRORS)
+        if (flags & (GATHER_RETURN_ERRORS | GATHER_WAIT_ALL))
             CHECK(res[i].error != EINPROGRESS,
-                  "%s (RETURN_ERRORS): entry %zu not done", where, i);
-        else if (rc == 0)
+                  "%s (RETURN_ERRORS or WAIT_ALL): entry %zu not done", where,
+                  i);
+        if (flags & GATHER_RETURN_ERRORS)
+            continue;
+        if (rc == 0)
             CHECK(res[i].error == 0, "%s returned 0, entry %zu has %d", where,
                   i, res[i].error);
         else if (res[i].error == rc)
@@ -1009,15 +1014,19 @@ static void check_gathered(task_rec *const recs[], size_t n,
     CHECK(rc == 0 || seen, "%s returned %d, which no entry holds", where, rc);
 }
 
+/* One of the three modes, with GATHER_WAIT_ALL one time in three. */
 static unsigned pick_flags(rng *g)
 {
     static const unsigned modes[] = {0, GATHER_RETURN_ERRORS,
                                      GATHER_CANCEL_ON_ERROR};
-    return modes[below(g, 3)];
+    unsigned flags = modes[below(g, 3)];
+    return one_in(g, 3) ? flags | GATHER_WAIT_ALL : flags;
 }
 
 static void count_mode(unsigned flags)
 {
+    if (flags & GATHER_WAIT_ALL)
+        count(EV_GATHER_WAIT_ALL);
     count(flags & GATHER_RETURN_ERRORS     ? EV_GATHER_RETURN_ERRORS
           : flags & GATHER_CANCEL_ON_ERROR ? EV_GATHER_CANCEL_ON_ERROR
                                            : EV_GATHER_FAIL_FAST);
@@ -1332,8 +1341,11 @@ static void op_gather(driver *d, pool_ctx *ctx)
     enum { N = 10, M = N + 3 };
     size_t n = 1 + below(&d->g, N);
     unsigned flags = pick_flags(&d->g);
-    bool strict = flags == GATHER_CANCEL_ON_ERROR && n >= 2 &&
-                  one_in(&d->g, 2);
+    bool strict = (flags & ~GATHER_WAIT_ALL) == GATHER_CANCEL_ON_ERROR &&
+                  n >= 2 && one_in(&d->g, 2);
+    /* Sometimes with a deadline of up to 200 us (gather_futures_for). */
+    bool timed = one_in(&d->g, 4);
+    uint64_t timeout_ns = (uint64_t)below(&d->g, 200) * 1000u;
     size_t gated = strict ? 1 + below(&d->g, 2) : 0;
     if (gated > n - 1)
         gated = n - 1;
@@ -1371,10 +1383,20 @@ static void op_gather(driver *d, pool_ctx *ctx)
     gather_result res[M];
     bool with_results = !one_in(&d->g, 8);
     phase(d, "gather_futures: waiting");
-    int rc = gather_futures(list, m, with_results ? res : NULL, flags);
+    int rc = timed ? gather_futures_for(list, m, with_results ? res : NULL,
+                                        flags, timeout_ns)
+                   : gather_futures(list, m, with_results ? res : NULL, flags);
     count_mode(flags);
-    check_gathered(lrecs, m, with_results ? res : NULL, flags, rc,
-                   "gather_futures");
+    if (timed && rc == ETIMEDOUT) {
+        /* The snapshot at the deadline (after the cancels, with
+         * CANCEL_ON_ERROR): entries in progress or true outcomes. */
+        count(EV_GATHER_TIMED_OUT);
+        for (size_t k = 0; with_results && k < m; k++)
+            check_result(lrecs[k], res[k], "gather_futures_for (timed out)");
+    } else {
+        check_gathered(lrecs, m, with_results ? res : NULL, flags, rc,
+                       timed ? "gather_futures_for" : "gather_futures");
+    }
     if (strict) {
         CHECK(rc != 0, "gather_futures returned 0 with gated tasks pending");
         /* Every gated task was cancelled: pending ones completed, running
@@ -1538,7 +1560,8 @@ static void check_node(agg_tree *t, size_t j, int rc, void *value)
     }
     CHECK(value != NULL, "aggregate of %zu without a snapshot", a->n);
     const gather_result *s = value;
-    bool early = cancelled || (!(a->flags & GATHER_RETURN_ERRORS) && rc != 0);
+    bool early = cancelled || (!(a->flags & (GATHER_RETURN_ERRORS |
+                                             GATHER_WAIT_ALL)) && rc != 0);
     bool seen = false;
     for (size_t k = 0; k < a->n; k++) {
         if (s[k].error == EINPROGRESS) {
@@ -1557,7 +1580,7 @@ static void check_node(agg_tree *t, size_t j, int rc, void *value)
               gather_future_value(kid));
         if (a->kid_leaf[k] >= 0)
             check_result(t->leaf_rec[a->kid_leaf[k]], s[k], "gather_all");
-        if (!early && !(a->flags & GATHER_RETURN_ERRORS))
+        if (!early && rc == 0 && !(a->flags & GATHER_RETURN_ERRORS))
             CHECK(s[k].error == 0, "aggregate returned 0, child %zu has %d",
                   k, s[k].error);
         if (s[k].error == rc)
@@ -1721,9 +1744,9 @@ static void op_map(driver *d, pool_ctx *ctx)
             if (rc == 0 && !(flags & GATHER_RETURN_ERRORS))
                 CHECK(res[i].error == 0, "gather_map returned 0, entry %zu "
                       "has %d", i, res[i].error);
-            if ((flags & GATHER_RETURN_ERRORS))
+            if (flags & (GATHER_RETURN_ERRORS | GATHER_WAIT_ALL))
                 CHECK(res[i].error != EINPROGRESS, "gather_map "
-                      "(RETURN_ERRORS): entry %zu not done", i);
+                      "(RETURN_ERRORS or WAIT_ALL): entry %zu not done", i);
             if (res[i].error == rc)
                 seen = true;
         }
