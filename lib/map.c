@@ -37,9 +37,10 @@
 #include <limits.h>
 #include <string.h>
 
-/* A job's slot: PENDING, then RUNNING once claimed (by its chunk to run
- * it, or by a canceller), then DONE with its code, any int. */
-enum { SLOT_PENDING = 0, SLOT_RUNNING = 1, SLOT_DONE = 2 };
+/* A job's slot: PENDING, then either RUNNING once its chunk claimed it
+ * and DONE with its code (any int), or CANCELLED in one step (so a job
+ * that never runs never reads as running). */
+enum { SLOT_PENDING = 0, SLOT_RUNNING = 1, SLOT_DONE = 2, SLOT_CANCELLED = 3 };
 
 /* Longest chunk split eagerly; beyond, only idle threads make it split. */
 #define MAP_GRAIN_MAX 1024
@@ -137,7 +138,7 @@ static bool claim_slot(map_slot *s)
 }
 
 /* The slot's owner (its claimer, or its chunk without CANCEL_ON_ERROR)
- * publishes the outcome. */
+ * publishes the job's outcome. */
 static void publish(map_slot *s, int error, void *value)
 {
     s->error = error;
@@ -148,10 +149,12 @@ static void publish(map_slot *s, int error, void *value)
 
 static bool cancel_slot(map_slot *s)
 {
-    if (!claim_slot(s))
-        return false;
-    publish(s, ECANCELED, NULL);
-    return true;
+    int expected = SLOT_PENDING;
+    /* release: like a job's result, for the acquire reader. */
+    return atomic_compare_exchange_strong_explicit(&s->state, &expected,
+                                                   SLOT_CANCELLED,
+                                                   memory_order_release,
+                                                   memory_order_relaxed);
 }
 
 static void job_failed(map_run *m, size_t i)
@@ -194,7 +197,8 @@ int gather__map_chunk_task(void *arg, void **result)
         map_slot *s = &m->slots[i];
         if (jobs_stopping(m)) {
             if (!claim) {
-                publish(s, ECANCELED, NULL);
+                /* release: as cancel_slot (nobody else writes this slot). */
+                atomic_store_explicit(&s->state, SLOT_CANCELLED, memory_order_release);
                 cancelled++;
             } else if (cancel_slot(s)) {
                 cancelled++; /* else the caller cancelled (and counted) it */
@@ -296,9 +300,12 @@ static gather_result read_slot(map_slot *s)
 {
     gather_result r = {EINPROGRESS, NULL};
     /* acquire: pairs with publish()'s release store. */
-    if (atomic_load_explicit(&s->state, memory_order_acquire) == SLOT_DONE) {
+    int state = atomic_load_explicit(&s->state, memory_order_acquire);
+    if (state == SLOT_DONE) {
         r.error = s->error;
         r.value = s->value;
+    } else if (state == SLOT_CANCELLED) {
+        r.error = ECANCELED;
     }
     return r;
 }
