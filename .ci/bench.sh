@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # CI for the benchmark suite: build it (Release, every peer found) and run
 # bench/run --quick once. No timing is asserted: this fails only when the
 # suite does not build, or a program crashes or computes a wrong result, so

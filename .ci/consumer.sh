@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Consumer test: build gather, install it into a temporary prefix, then build
 # and run out-of-tree programs against the installed files the way users do:
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Fuzzes the public API for a while (tests/fuzz/fuzz_api.c) with libFuzzer,
 # AddressSanitizer, UBSan and LeakSanitizer, starting from the regression
 # inputs of tests/fuzz/regressions (copied: the tree is not written).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Runs the soak test (tests/soak/soak.c) of an already built tree:
 #
 #   bash .ci/soak.sh BUILD_DIR SECONDS [extra soak options, e.g. --seed N]

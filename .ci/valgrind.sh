@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The fast suite under valgrind (memcheck): every Check suite of a plain
 # RelWithDebInfo build; an error or a leak fails the run. Check forks a
 # process per test; valgrind follows the forks and checks leaks in each.

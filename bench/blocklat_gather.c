@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* How soon an elastic pool notices that every worker is blocked: a fresh
  * pool (threads = the CPUs, max_threads = threads + 4, so that no idle
  * spare is left from an earlier round) gets `threads` tasks that note the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/common.h - what every benchmark program shares: arguments, clocks,
  * memory and CPU accounting, the one-line report, result checks, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The completion queue (gather_cq_*):
  *
  * cq_drain<n>: n trivial tasks queued behind gated workers, added to a

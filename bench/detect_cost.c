@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What the ways of telling a blocked thread from a running one cost, read
  * from another thread as gather's monitor does (docs/design.md, "Blocking
  * work"): the target thread's CPU clock (pthread_getcpuclockid +

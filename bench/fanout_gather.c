@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fan-out on gather: one task submits n children (trivial: each returns its
  * index) and gathers them all with one gather_futures(), then releases the
  * futures. Reports the time per child (fanout<n>, warm runs) and the peak

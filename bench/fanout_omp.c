@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fan-out with OpenMP tasks: inside `omp single`, n `omp task` of a trivial
  * child (writes its index), then `omp taskwait`. Reports the time per child
  * (warm runs) and the peak RSS growth per outstanding task over the first,

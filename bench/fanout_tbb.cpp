@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fan-out on oneTBB: one task_group, n run() of a trivial child (writes its
  * index), one wait(), inside a task_arena of `threads` slots. Reports the
  * time per child (warm runs) and the peak RSS growth per outstanding task

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fib(n) on gather, one task per call: spawn fib(n-1) on the worker's own
  * pool, compute fib(n-2) inline, then wait for the child (usually still on
  * top of this worker's deque, so the wait runs it right here). At or below

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fib(n) with OpenMP tasks, one task per call: `omp task` for fib(n-1),
  * fib(n-2) inline, `omp taskwait`. At or below `cutoff`, sequential. Built
  * twice: with gcc (libgomp, runtime "gomp") and clang (libomp, "libomp"). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fib(n), sequential: the baseline of the fib cases (fib32, fib40_cut25). */
 #include "common.h"
 

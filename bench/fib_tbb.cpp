@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fib(n) on oneTBB, one task per call: tbb::task_group run(fib(n-1)),
  * fib(n-2) inline, wait(). At or below `cutoff`, sequential. Runs in a
  * task_arena of `threads` slots (main thread included). */

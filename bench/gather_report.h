@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/gather_report.h - the extra lines that the gather programs on the
  * default pool print after their timed runs: the process's peak RSS and the

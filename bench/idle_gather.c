@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Idle cost of a gather pool: create it, run one task, then measure the CPU
  * time the process burns while nothing is submitted (see idle_measure).
  * elastic=1: an elastic pool (max_threads = 4 x threads, with its monitor

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Idle cost of GLib: an exclusive GThreadPool of `threads` threads runs one
  * task, then the process's CPU time is measured while nothing runs. */
 #include <glib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Idle cost of an OpenMP runtime: a team of `threads` runs one task, then
  * the process's CPU time is measured while nothing runs (each runtime's
  * default wait policy: libgomp spins a while, libomp for KMP_BLOCKTIME). */

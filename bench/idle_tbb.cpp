@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Idle cost of oneTBB: a task_arena of `threads` slots runs one task_group
  * task, then the process's CPU time is measured while nothing runs. */
 #include <tbb/task_arena.h>

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Blocking IO peer, Python asyncio: asyncio.gather() of n coroutines that
 each await asyncio.sleep(ms / 1000) (an API call awaited, not blocking a
 thread), on one event loop. Reports the wall time of the gather in seconds,

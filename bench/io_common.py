@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """What the Python peers of the io cases share (standard library only).
 
 Arguments are key=value words like those of the C programs: n= (tasks,

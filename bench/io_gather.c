@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Blocking IO on gather's default pool, as a new user writes it: main
  * submits n tasks that each block `ms` in nanosleep (an API call) to the
  * default pool (NULL, not sized here: no GATHER_THREADS, no resize) and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Blocking IO peer, Python threads: concurrent.futures.ThreadPoolExecutor()
 with its default max_workers (min(32, CPUs + 4)) mapping n calls of
 time.sleep(ms / 1000) (a blocking API call). The executor is created before

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Blocking IO mix on gather's default pool (NULL, not sized here: one
  * thread per CPU or GATHER_THREADS): main submits n tasks that sleep `ms`
  * (default 10 ms) interleaved with n CPU tasks of about 1 ms, then gathers

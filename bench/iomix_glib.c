@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Blocking IO mix on GLib: a shared (non-exclusive) GThreadPool limited to
  * one thread per CPU; main pushes n tasks that sleep `ms` (default 10 ms)
  * interleaved with n CPU tasks of about 1 ms, and waits on a GCond for the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Blocking IO mix with OpenMP tasks on the default team: `omp single`, n
  * tasks that sleep `ms` (default 10 ms) interleaved with n CPU tasks of about
  * 1 ms, then the barrier. */

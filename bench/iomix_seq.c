@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Blocking IO mix, sequential: the 2n tasks of iomix one after the other
  * (n sleeps of `ms`, default 10 ms, and n CPU tasks of about 1 ms). */
 #include "common.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Blocking IO mix on oneTBB's default arena: one task_group, n run() of a
  * sleep of `ms` (default 10 ms) interleaved with n run() of about 1 ms of
  * CPU, one wait(). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The sequential kernels of the benchmarks (declared in common.h). Compiled
  * once, by the build's C compiler, and linked into every program. */
 #include "common.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Latency on gather, from main (not a pool thread): submit one task, block
  * in gather_future_wait(). Per sample: submit -> task start, and submit ->
  * waiter woken (start latency plus task end -> waiter running; the task spins

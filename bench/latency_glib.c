@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Latency on GLib, from main: g_thread_pool_push() one task on an exclusive
  * GThreadPool of `threads` threads, then block on a GCond the task signals.
  * Same samples as latency_gather.c. */

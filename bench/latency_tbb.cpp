@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Latency on oneTBB, from main (outside the arena): task_arena::enqueue()
  * one task on an arena of `threads` worker slots (none reserved for main),
  * then block on a std::condition_variable the task signals. Same samples as

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* External map on gather: from main (not a pool thread), n small jobs
  * (about 100 ns each) and a wait for all of them.
  *   mode=map     one gather_map() call (runtime "gather")

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* External map on GLib: a GThreadPool of `threads` exclusive threads; main
  * pushes n small jobs (about 100 ns each) and waits on a GCond for the last
  * one (a countdown). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* External map with OpenMP: n small jobs (about 100 ns each) from main, on a
  * team of `threads` (main is one of them).
  *   mode=task  `omp single`, n `omp task`, barrier   (runtime "<rt>")

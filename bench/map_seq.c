@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The map case's n small jobs (about 100 ns each) run in a plain loop: the
  * cost of the work itself, the baseline of map. */
 #include "common.h"

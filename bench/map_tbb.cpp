@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* External map on oneTBB: n small jobs (about 100 ns each) from main, in a
  * task_arena of `threads` slots (main takes one and works too).
  *   mode=group  one task_group, n run(), one wait()   (runtime "tbb")

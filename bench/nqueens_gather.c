@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* n-queens(n) on gather: in the first `depth` rows, one task per free
  * column, all gathered with one gather_futures(); below, sequential. */
 #include <gather.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* n-queens(n) with OpenMP tasks: in the first `depth` rows, one `omp task`
  * per free column, then `omp taskwait`; below, sequential. */
 #include <omp.h>

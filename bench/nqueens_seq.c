@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* n-queens(n), sequential bitmask backtracking: the baseline of nqueens. */
 #include "common.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* n-queens(n) on oneTBB: in the first `depth` rows, one task_group run() per
  * free column, then wait(); below, sequential. */
 #include <tbb/task_arena.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Parallel merge sort of n ints on gather: sort the two halves (one spawned,
  * one inline, then wait), then a parallel merge (split the larger run at its
  * middle, binary-search the other, spawn one side). Leaves of SORT_LEAF /

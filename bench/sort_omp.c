@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Parallel merge sort of n ints with OpenMP tasks: `omp task` one half, the
  * other inline, `omp taskwait`; then the same parallel merge as the other
  * runtimes. */

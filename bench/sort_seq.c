@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Merge sort of n pseudo-random ints, sequential (the same kernel the
  * parallel versions run at their leaves): the baseline of msort. */
 #include "common.h"

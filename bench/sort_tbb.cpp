@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Parallel merge sort of n ints on oneTBB: task_group run() one half, the
  * other inline, wait(); then the same parallel merge as the other runtimes. */
 #include <tbb/task_arena.h>

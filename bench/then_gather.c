@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Continuation chains on gather: n gather_then() links built off the pool
  * behind a held head task (each link released as soon as the next one
  * exists, as an application drops what it no longer needs), then the head

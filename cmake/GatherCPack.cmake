@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Packaging with CPack: `cpack -G DEB` in the build directory (after a build)
 # writes libgather-dev_<version>_<arch>.deb, `cpack -G TGZ` a tarball of the
 # installed tree. Included only when gather is the top project.

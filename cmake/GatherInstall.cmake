@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Installation: libraries, header, CMake package, pkg-config file, man pages.
 # Included by the top-level CMakeLists.txt when GATHER_INSTALL is ON (the
 # default when gather is the top project).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * asyncio_tour.c - the classic asyncio.gather() tutorial programs, in C.
  *

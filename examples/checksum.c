@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * checksum.c - checksums every file under directory trees in parallel, like
  * `find DIR -type f | sort | xargs sha256sum`, one gather task per file.

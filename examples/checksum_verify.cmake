@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Checks examples/checksum against CMake's own SHA-256 (cmake -P script run by
 # CTest when checksum uses OpenSSL).
 #   cmake -DCHECKSUM=path/to/checksum -DDIR=some/tree -P checksum_verify.cmake

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * demo.c - a tour of gather: asyncio.gather() for C.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * evloop_epoll.c - gather under an epoll event loop, with no other
  * dependency.

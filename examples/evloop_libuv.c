@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * evloop_libuv.c - gather under a libuv loop: evloop_epoll.c with a
  * uv_timer_t for the tick and a uv_poll_t on gather_cq_fd().

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fetch.c - many HTTP GET requests at once with libcurl, one blocking
  * request per task on the default pool, gathered in input order: the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Runs examples/fetch against examples/slow_http_server (cmake -P script run
 # by CTest when libcurl is found).
 #   cmake -DFETCH=path/to/fetch -DSERVER=path/to/slow_http_server -DWORK=dir

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * forkjoin.c - nested fork-join with gather: tasks that submit subtasks and
  * gather them, recursively.

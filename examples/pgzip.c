@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pgzip.c - a parallel gzip in the spirit of pigz, built on gather and zlib.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Round trips through pgzip and gzip (cmake -P script run by CTest).
 #   cmake -DPGZIP=path/to/pgzip -DGZIP=path/to/gzip -DWORK=scratch-dir -P pgzip_roundtrip.cmake
 # Checks: FILE -> FILE.gz with -k (gzip -t, gzip -dc, compared), without -k

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * slow_http_server.c - test scaffolding for examples/fetch: a small HTTP/1.1
  * server on 127.0.0.1 that answers every request after a fixed delay, like a

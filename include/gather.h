@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * gather.h - asyncio.gather() for C: a work-stealing pthread pool whose tasks
  * return futures, and calls that wait for lists of futures.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * blocking.c - elastic pools: noticing workers blocked inside tasks,
  * starting and waking spare threads, gather_blocking_begin/end, and the

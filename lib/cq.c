@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cq.c - the completion queue: futures handed out in the order they finish
  * (asyncio.as_completed, ExecutorCompletionService, tokio's JoinSet), and a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cq.pml - spin model of the completion queue's readiness protocol (cq.c):
  * the descriptor is readable exactly while a finished future waits to be

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * default_pool.c - the process-wide default pool (what a NULL pool means),
  * its environment variables, and what fork() does to pools.

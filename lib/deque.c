@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * deque.c - the Chase-Lev work-stealing deque, one per worker.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * drain.pml - spin model of shutdown, drain and destroy (pool.c) over the
  * sleep registry (sleep.c): destroy frees the pool only after every

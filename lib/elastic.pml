@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * elastic.pml - spin model of an elastic pool's spare threads (blocking.c,
  * worker.c, sleep.c, pool.c): spares started for blocked tasks by the

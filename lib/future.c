@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * future.c - the future: one word of state, a lock-free list of listeners,
  * completion, cancellation, done callbacks and reference counts.

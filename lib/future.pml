@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * future.pml - spin model of the future state machine (future.c) and of
  * the waits that listen to it (wait.c): completion happens exactly once,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * gather.c - asyncio.gather() over futures: gather_futures(), the aggregate
  * future of gather_all(), and gather_wait_any() (gather_map() is map.c).

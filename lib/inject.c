@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * inject.c - the injection queue: tasks submitted from threads that are not
  * workers of the pool, in a mutex-protected FIFO; and the "is any work

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * kinds.c - the table of future kinds: each kind's operations, defined in
  * the file of the call that makes that kind (internal.h lists them), so

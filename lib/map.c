@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * map.c - gather_map(): fn(args[i]) for every i, gathered in order.
  *

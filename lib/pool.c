@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pool.c - a pool's life: create, shutdown, destroy, resize; starting its
  * worker threads; submit; stats.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sleep.c - parkers, and the registry through which new work wakes one
  * sleeping thread.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sleep.pml - spin model of the worker sleep/wake protocol (sleep.c and
  * the worker loop and submit paths of pool.c): no lost wake-up.

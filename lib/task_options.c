@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * task_options.c - gather_submit_ex(): tasks with options (blocking,
  * priority, value_free, arg_free), and their kind of future.

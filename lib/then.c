@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * then.c - gather_then(): continuations, and their kind of future.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wait.c - every blocking wait: gather_future_wait(), wait_for(), and the
  * engine under gather_futures(), gather_map() and gather_wait_any().

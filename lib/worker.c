@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * worker.c - a pool's worker threads: the loop that finds, steals and runs
  * tasks, helping inside waits, spinning and parking when idle, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_blocking.c - elastic pools (SPEC.md, "Blocking work"): a task that
  * blocks (read, nanosleep, a mutex, a wait for another pool) lets a queued

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_cancel.c - cancellation: pending tasks never run, running tasks see
  * gather_cancel_requested(), done futures are untouched, and shutdown with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_cq.c - the completion queue: completion order, references, ENOENT
  * and ETIMEDOUT, concurrent consumers, waiting on a pool thread (helping,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_deque.c - the Chase-Lev deque (lib/deque.c), through its internal
  * API: order, growth, invariants, and "every item taken exactly once" with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_errors.c - bad input and refused calls: every EINVAL convention of
  * SPEC.md ("Conventions", "NULL and empty"), EDEADLK from a pool's own

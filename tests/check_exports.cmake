@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Fails when the shared library exports a symbol outside the gather_ prefix.
 execute_process(COMMAND nm -D --defined-only ${LIB}
                 OUTPUT_VARIABLE out RESULT_VARIABLE rc)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_fork.c - fork() while pools are busy. The child has one thread: it
  * gets a new default pool on first use, can create pools of its own, and

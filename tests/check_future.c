@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_future.c - futures: values and codes, waiting, reference counting,
  * detached tasks, done callbacks, lifetime past the pool, memory visibility,

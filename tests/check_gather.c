@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_gather.c - gather_futures(), gather_all(), gather_map() and
  * gather_wait_any(): ordering, fail-fast, GATHER_RETURN_ERRORS,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The public header compiles as C++ and its functions link from C++.
 #include <gather.h>
 #include <cstdio>

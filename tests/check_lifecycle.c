@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_lifecycle.c - shutdown and destroy: draining, ESHUTDOWN, subtasks
  * during the drain, EDEADLK from the pool's own threads, futures outliving

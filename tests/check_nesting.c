@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_nesting.c - tasks that wait for other tasks: recursive fib with every
  * way of waiting (gather_futures, gather_future_wait, gather_all,

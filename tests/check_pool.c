@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_pool.c - pools: creation options, thread count, thread names, stack
  * size, the default pool and GATHER_THREADS, gather_current_pool(), stats.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_shared_smoke.c - a plain program linked against the shared library,
  * the way applications use it (no test framework): creates a pool, maps

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_stress.c - randomized stress with a fixed seed.
  *

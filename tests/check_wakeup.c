@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_wakeup.c - lost wake-ups: loops that repeat, many times over, the
  * hand-offs where a missed wake-up leaves a thread asleep for good (a

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Installs what the test suite needs when it is missing: the Check framework
 # and pkg-config (to find it). Uses apt-get as root or through sudo; elsewhere
 # it names the packages to install and fails.

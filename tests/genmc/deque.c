@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * deque.c - GenMC harness for the real lib/deque.c (Chase-Lev deque).
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Runs the GenMC harnesses of this directory under RC11 and IMM, then the
 # mutants (copies of lib/deque.c and lib/sleep.c weakened with sed, in a
 # temporary directory) that each harness must catch. Prints one row per

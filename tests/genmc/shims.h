@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shims.h - what the GenMC harnesses need around the real lib/ sources.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wakeup.c - GenMC harness for the no-lost-wake-up protocol: the real
  * lib/sleep.c (registry, Dekker pattern, fence variant) and lib/deque.c,

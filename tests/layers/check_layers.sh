@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # check_layers.sh NM OBJECT... - the files of lib/ call each other without
 # cycles, except inside the task/pool group (a task block knows its pool and
 # the pool runs tasks: one concept, split into files for size).

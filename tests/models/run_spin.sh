@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # run_spin.sh - checks one of the spin models of lib/ (lib/*.pml) exhaustively.
 #
 #   sh tests/models/run_spin.sh [-D NAME[=VALUE]]... [--bug NAME]...

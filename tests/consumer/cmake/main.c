@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Consumer test (C, the fallback when no C++ compiler is installed):
  * find_package(gather) + gather::gather. The same program as main.cpp. */
 #include <gather.h>

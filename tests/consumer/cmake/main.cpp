@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Consumer test (C++): find_package(gather) + gather::gather. Runs tasks on a
 // pool of its own and on the default pool, gathers them, checks the results.
 #include <gather.h>

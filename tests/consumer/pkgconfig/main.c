@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Consumer test (C): built with a plain compiler line and pkg-config,
  *   cc main.c $(pkg-config --cflags --libs gather)
  * and statically with pkg-config --static and libgather.a. A task that forks
