@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * then.pml - spin model of a continuation's life (then.c): the link that
  * waits for `prev`, its cancel, the pool that refuses or runs it, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_options.c - gather_submit_ex() and its task options (blocking,
  * priority, value_free, arg_free), and gather_future_take().

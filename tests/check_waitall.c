@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_waitall.c - GATHER_WAIT_ALL (gather_futures, gather_all,
  * gather_map) and gather_futures_for(), the timed gather.
