@@ -76,6 +76,12 @@ quiet configure cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DGATHER_BUILD_TESTS=OFF -DGATHER_BUILD_EXAMPLES=OFF -DGATHER_BENCH=OFF \
     -DGATHER_SANITIZE=
 quiet build cmake --build "$BUILD" -j2
+# The version and the SONAME's version (README, "ABI policy": 0.x minors
+# are their own ABI, libgather.so.0.2; from 1.0 on libgather.so.1).
+VERSION=$(sed -n 's/^CMAKE_PROJECT_VERSION:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
+[ -n "$VERSION" ] || fail "no CMAKE_PROJECT_VERSION in $BUILD/CMakeCache.txt"
+MAJOR=${VERSION%%.*} MINOR=${VERSION#*.}; MINOR=${MINOR%%.*}
+if [ "$MAJOR" = 0 ]; then SOVER=$MAJOR.$MINOR; else SOVER=$MAJOR; fi
 
 step "install into $PREFIX"
 quiet install cmake --install "$BUILD" --prefix "$PREFIX"
@@ -84,7 +90,7 @@ PC=$(find "$PREFIX" -name gather.pc -path '*/pkgconfig/*' | head -n1)
 LIBDIR=$(dirname "$(dirname "$PC")")
 for f in include/gather.h \
          "${LIBDIR#"$PREFIX"/}/libgather.a" \
-         "${LIBDIR#"$PREFIX"/}/libgather.so.0.1.0" \
+         "${LIBDIR#"$PREFIX"/}/libgather.so.$VERSION" \
          "${LIBDIR#"$PREFIX"/}/cmake/gather/gatherConfig.cmake" \
          "${LIBDIR#"$PREFIX"/}/cmake/gather/gatherConfigVersion.cmake" \
          "${LIBDIR#"$PREFIX"/}/cmake/gather/gatherTargets.cmake" \
@@ -95,16 +101,18 @@ for f in include/gather.h \
 done
 ls "$LIBDIR"/cmake/gather/gatherTargets-*.cmake >/dev/null 2>&1 \
     || fail "not installed: gatherTargets-<config>.cmake"
-[ "$(readlink "$LIBDIR/libgather.so")" = libgather.so.0 ] \
-    || fail "libgather.so is not a link to libgather.so.0"
-[ "$(readlink "$LIBDIR/libgather.so.0")" = libgather.so.0.1.0 ] \
-    || fail "libgather.so.0 is not a link to libgather.so.0.1.0"
+[ "$(readlink "$LIBDIR/libgather.so")" = "libgather.so.$SOVER" ] \
+    || fail "libgather.so is not a link to libgather.so.$SOVER"
+[ "$(readlink "$LIBDIR/libgather.so.$SOVER")" = "libgather.so.$VERSION" ] \
+    || fail "libgather.so.$SOVER is not a link to libgather.so.$VERSION"
 if command -v readelf >/dev/null 2>&1; then
-    has 'SONAME.*\[libgather\.so\.0\]' "$(readelf -d "$LIBDIR/libgather.so.0.1.0")" \
-        || fail "SONAME is not libgather.so.0"
+    has "SONAME.*\\[libgather\\.so\\.$SOVER\\]" "$(readelf -d "$LIBDIR/libgather.so.$VERSION")" \
+        || fail "SONAME is not libgather.so.$SOVER"
+    quiet abi cmake -DLIB="$LIBDIR/libgather.so.$VERSION" \
+        -DSYMBOLS=tests/abi/gather.symbols -P tests/check_abi.cmake
 fi
 if command -v nm >/dev/null 2>&1; then
-    quiet exports cmake -DLIB="$LIBDIR/libgather.so.0.1.0" -P tests/check_exports.cmake
+    quiet exports cmake -DLIB="$LIBDIR/libgather.so.$VERSION" -P tests/check_exports.cmake
 fi
 if command -v groff >/dev/null 2>&1; then
     for m in docs/man/*.3; do
@@ -123,14 +131,14 @@ mkdir -p "$TMP/ver"
 cat >"$TMP/ver/CMakeLists.txt" <<'CMAKE'
 cmake_minimum_required(VERSION 3.16)
 project(gather_version_check LANGUAGES C)
-foreach(v 0.1 0.1.0)
+foreach(v @SOVER@ @VERSION@)
   find_package(gather ${v} CONFIG QUIET)
   if(NOT gather_FOUND)
     message(FATAL_ERROR "find_package(gather ${v}) did not find ${gather_CONSIDERED_VERSIONS}")
   endif()
   unset(gather_DIR CACHE)
 endforeach()
-foreach(v 0.0 0.2 1.0 0.1.1)
+foreach(v @OTHERS@)
   find_package(gather ${v} CONFIG QUIET)
   if(gather_FOUND)
     message(FATAL_ERROR "find_package(gather ${v}) accepted ${gather_VERSION}")
@@ -138,6 +146,10 @@ foreach(v 0.0 0.2 1.0 0.1.1)
   unset(gather_DIR CACHE)
 endforeach()
 CMAKE
+# Accepted: this minor (x.y and x.y.z); refused: other minors, a later patch, 1.0.
+others="0.0 0.$((MINOR + 1)) 1.0 $MAJOR.$MINOR.$((${VERSION##*.} + 1))"
+[ "$MINOR" -gt 0 ] && others="$others 0.$((MINOR - 1))"
+sed -i "s/@SOVER@/$MAJOR.$MINOR/; s/@VERSION@/$VERSION/; s/@OTHERS@/$others/" "$TMP/ver/CMakeLists.txt"
 quiet version cmake -S "$TMP/ver" -B "$TMP/ver/build" -DCMAKE_PREFIX_PATH="$PREFIX"
 
 # First with the language the consumer picks itself (C++ when CMake finds a
@@ -147,7 +159,8 @@ LANGS=auto
 for lang in $LANGS; do
     b="$TMP/cmake-$lang"
     quiet "cmake-$lang-configure" cmake -S tests/consumer/cmake -B "$b" \
-        -DCMAKE_PREFIX_PATH="$PREFIX" -DCONSUMER_LANG="${lang#auto}"
+        -DCMAKE_PREFIX_PATH="$PREFIX" -DCONSUMER_LANG="${lang#auto}" \
+        -DGATHER_WANT="$MAJOR.$MINOR"
     step "CMake consumer, find_package ($(grep -o 'main\.cp*' "$TMP/cmake-$lang-configure.log"))"
     if [ "$lang" = auto ] && [ "$CXX_FOUND" = 1 ]; then
         has 'consumer: main.cpp' "$(cat "$TMP/cmake-$lang-configure.log")" \
@@ -157,8 +170,8 @@ for lang in $LANGS; do
     run shared env LD_LIBRARY_PATH="$LIBDIR" "$b/app"
     run static "$b/app_static"
     if command -v readelf >/dev/null 2>&1; then
-        has 'NEEDED.*libgather\.so\.0' "$(readelf -d "$b/app")" \
-            || fail "app does not link libgather.so.0"
+        has "NEEDED.*libgather\\.so\\.$SOVER\\]" "$(readelf -d "$b/app")" \
+            || fail "app does not link libgather.so.$SOVER"
         if has 'NEEDED.*libgather' "$(readelf -d "$b/app_static")"; then
             fail "app_static links libgather dynamically"
         fi
@@ -179,7 +192,7 @@ if [ -d "$TMP/subdir-prefix" ] && [ -n "$(find "$TMP/subdir-prefix" -type f)" ];
 fi
 
 export PKG_CONFIG_PATH="$LIBDIR/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-[ "$(pkg-config --modversion gather)" = 0.1.0 ] || fail "pkg-config --modversion gather"
+[ "$(pkg-config --modversion gather)" = "$VERSION" ] || fail "pkg-config --modversion gather"
 pc_consumer() { # OUTDIR: builds and runs the pkg-config consumer, shared and static
     local out=$1 lib libs
     mkdir -p "$out"
@@ -219,8 +232,8 @@ if command -v dpkg-deb >/dev/null 2>&1; then
     case $(dpkg-deb -f "$DEB" Depends) in *libc6*) ;; *) fail ".deb does not depend on libc6";; esac
     LISTING=$(dpkg-deb -c "$DEB")
     echo "$LISTING"
-    for f in 'libgather\.so\.0 -> libgather\.so\.0\.1\.0' 'libgather\.so -> libgather\.so\.0' \
-             'libgather\.so\.0\.1\.0$' 'libgather\.a$' 'include/gather\.h$' \
+    for f in "libgather\\.so\\.$SOVER -> libgather\\.so\\.$VERSION" "libgather\\.so -> libgather\\.so\\.$SOVER" \
+             "libgather\\.so\\.$VERSION\$" 'libgather\.a$' 'include/gather\.h$' \
              'cmake/gather/gatherConfig\.cmake$' 'cmake/gather/gatherConfigVersion\.cmake$' \
              'pkgconfig/gather\.pc$' 'man3/gather\.3$'; do
         has "$f" "$LISTING" || fail ".deb lacks $f"
