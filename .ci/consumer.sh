@@ -3,11 +3,18 @@
 # Consumer test: build gather, install it into a temporary prefix, then build
 # and run out-of-tree programs against the installed files the way users do:
 #
-#   1. tests/consumer/cmake with find_package(gather 0.1 CONFIG REQUIRED),
+#   1. tests/consumer/cmake with find_package(gather 0.x CONFIG REQUIRED)
+#      against a shared build with GATHER_BUILD_BOTH (as the Debian build),
 #      linking gather::gather (shared) and gather::gather_static; in C++ when
-#      a C++ compiler is installed (and then in C too), else in C only;
-#   2. the same project through add_subdirectory() of this source tree (no
-#      install rules of gather may leak into the parent);
+#      a C++ compiler is installed (and then in C too), else in C only; then
+#      against a static-only build (BUILD_SHARED_LIBS=OFF);
+#   2. the same project with gather built inside it, which installs itself
+#      and whose installed program must run: add_subdirectory() of this
+#      source tree (static by default: nothing of gather installed; with
+#      BUILD_SHARED_LIBS=ON: the shared library alone, found by ldd through
+#      the app's RPATH; with GATHER_INSTALL=ON too: gather's development
+#      files as well), and FetchContent (GIT_TAG main, as in the README) from
+#      a git repository made of this tree;
 #   3. tests/consumer/pkgconfig/main.c with a plain compiler line,
 #      `cc main.c $(pkg-config --cflags --libs gather)`, and statically with
 #      `pkg-config --static` and libgather.a;
@@ -74,7 +81,7 @@ fi
 step "build gather ($BUILD)"
 quiet configure cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DGATHER_BUILD_TESTS=OFF -DGATHER_BUILD_EXAMPLES=OFF -DGATHER_BENCH=OFF \
-    -DGATHER_SANITIZE=
+    -DGATHER_SANITIZE= -DBUILD_SHARED_LIBS=ON -DGATHER_BUILD_BOTH=ON
 quiet build cmake --build "$BUILD" -j2
 # The version and the SONAME's version (README, "ABI policy": 0.x minors
 # are their own ABI, libgather.so.0.2; from 1.0 on libgather.so.1).
@@ -179,16 +186,91 @@ for lang in $LANGS; do
 done
 [ "$CXX_FOUND" = 1 ] || echo "consumer: no C++ compiler; the CMake consumer was built in C only"
 
-step "CMake consumer, add_subdirectory"
-b="$TMP/subdir"
-quiet subdir-configure cmake -S tests/consumer/cmake -B "$b" -DGATHER_SOURCE_DIR="$SRC"
-quiet subdir-build cmake --build "$b" -j2
-run shared "$b/app"
+step "static only (BUILD_SHARED_LIBS=OFF), installed: find_package"
+quiet configure-static cmake -S . -B "$BUILD-static" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DGATHER_BUILD_TESTS=OFF -DGATHER_BUILD_EXAMPLES=OFF -DGATHER_BENCH=OFF \
+    -DGATHER_SANITIZE= -DBUILD_SHARED_LIBS=OFF
+quiet build-static cmake --build "$BUILD-static" -j2
+quiet install-static cmake --install "$BUILD-static" --prefix "$TMP/prefix-static"
+if [ -n "$(find "$TMP/prefix-static" -name 'libgather.so*')" ]; then
+    fail "BUILD_SHARED_LIBS=OFF installed a shared library"
+fi
+b="$TMP/cmake-static"
+quiet cmake-static-configure cmake -S tests/consumer/cmake -B "$b" \
+    -DCMAKE_PREFIX_PATH="$TMP/prefix-static" -DGATHER_WANT="$MAJOR.$MINOR"
+quiet cmake-static-build cmake --build "$b"
+run static "$b/app"
 run static "$b/app_static"
-quiet subdir-install cmake --install "$b" --prefix "$TMP/subdir-prefix"
-if [ -d "$TMP/subdir-prefix" ] && [ -n "$(find "$TMP/subdir-prefix" -type f)" ]; then
-    find "$TMP/subdir-prefix" -type f >&2
-    fail "add_subdirectory(gather) installed gather's files with the parent"
+if has 'NEEDED.*libgather' "$(readelf -d "$b/app")"; then
+    fail "gather::gather of a static build links libgather dynamically"
+fi
+
+# sub_consumer NAME KIND CMAKE-ARGS...: the consumer project with gather built
+# inside it (add_subdirectory or FetchContent, as the arguments say), built,
+# run, installed into $TMP/NAME-prefix; the installed app must run with no
+# environment help. KIND: static (ldd shows no libgather, nothing of gather
+# installed), runtime (the shared library alone installed, and ldd resolves
+# it there through the app's RPATH) or full (runtime, and gather's header,
+# CMake package and gather.pc installed too).
+sub_consumer() {
+    local name=$1 kind=$2 b="$TMP/$1" p="$TMP/$1-prefix" deps others
+    shift 2
+    quiet "$name-configure" cmake -S tests/consumer/cmake -B "$b" \
+        -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@"
+    quiet "$name-build" cmake --build "$b" -j2
+    run built "$b/app"
+    quiet "$name-install" cmake --install "$b" --prefix "$p"
+    [ -x "$p/bin/app" ] || fail "$name: the consumer did not install bin/app"
+    deps=$(ldd "$p/bin/app")
+    others=$(cd "$p" && find . ! -type d ! -path ./bin/app | sort)
+    case $kind in
+    static)
+        if has libgather "$deps"; then
+            echo "$deps" >&2; fail "$name: the installed app loads libgather"
+        fi
+        [ -z "$others" ] || { echo "$others" >&2; fail "$name: gather installed files with the parent"; }
+        ;;
+    runtime|full)
+        has "libgather\.so\.$SOVER => $p/" "$deps" \
+            || { echo "$deps" >&2; fail "$name: ldd does not find libgather.so.$SOVER in $p"; }
+        has "/libgather\.so\.$VERSION\$" "$others" || fail "$name: libgather.so.$VERSION not installed"
+        if [ "$kind" = runtime ]; then
+            if has 'gather\.h$\|libgather\.so$\|gather\.pc$\|cmake/gather' "$others"; then
+                echo "$others" >&2; fail "$name: development files installed without GATHER_INSTALL"
+            fi
+        else
+            for f in 'include/gather\.h$' 'libgather\.so$' 'pkgconfig/gather\.pc$' \
+                     'cmake/gather/gatherConfig\.cmake$'; do
+                has "$f" "$others" || fail "$name: GATHER_INSTALL=ON did not install $f"
+            done
+        fi
+        ;;
+    esac
+    run installed "$p/bin/app"
+}
+
+step "add_subdirectory, installed with the app: static (BUILD_SHARED_LIBS unset)"
+sub_consumer subdir static -DGATHER_SOURCE_DIR="$SRC"
+step "add_subdirectory, installed with the app: BUILD_SHARED_LIBS=ON"
+sub_consumer subdir-shared runtime -DGATHER_SOURCE_DIR="$SRC" -DBUILD_SHARED_LIBS=ON
+step "add_subdirectory, installed with the app: BUILD_SHARED_LIBS=ON GATHER_INSTALL=ON"
+sub_consumer subdir-install full -DGATHER_SOURCE_DIR="$SRC" -DBUILD_SHARED_LIBS=ON \
+    -DGATHER_INSTALL=ON
+if command -v git >/dev/null 2>&1 && git -C "$SRC" rev-parse --git-dir >/dev/null 2>&1; then
+    # A repository of this tree as it is (tracked and untracked files, not
+    # ignored ones; uncommitted changes included), branch main: what the
+    # README's FetchContent snippet fetches.
+    step "FetchContent (GIT_TAG main) from a repository of this tree, installed with the app"
+    up="$TMP/upstream"
+    mkdir -p "$up"
+    git -C "$SRC" ls-files -z -co --exclude-standard \
+        | (cd "$SRC" && xargs -0 sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh) \
+        | tar -C "$SRC" --null -T - -cf - | tar -C "$up" -xf -
+    quiet upstream sh -c "cd '$up' && git init -q -b main && git add -A &&
+        git -c user.name=ci -c user.email=ci@localhost commit -q -m snapshot"
+    sub_consumer fetch runtime -DGATHER_GIT_REPOSITORY="file://$up" -DBUILD_SHARED_LIBS=ON
+else
+    echo "consumer: not a git checkout, FetchContent not tested"
 fi
 
 export PKG_CONFIG_PATH="$LIBDIR/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"

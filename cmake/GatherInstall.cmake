@@ -3,7 +3,10 @@
 # Included by the top-level CMakeLists.txt when GATHER_INSTALL is ON (the
 # default when gather is the top project).
 #
-# Components: Runtime (libgather.so.0*) and Development (everything else), so
+# Targets: gather (the variant of BUILD_SHARED_LIBS), and gather_static
+# beside a shared gather with GATHER_BUILD_BOTH.
+#
+# Components: Runtime (libgather.so.0.*) and Development (everything else), so
 # that `cmake --install build --component Runtime` installs only what
 # programs need to run.
 include(CMakePackageConfigHelpers)
@@ -12,7 +15,7 @@ set(GATHER_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/gather)
 
 # The include directory comes from the targets' $<INSTALL_INTERFACE>; an
 # INCLUDES DESTINATION here would list it twice in gatherTargets.cmake.
-install(TARGETS gather gather_static
+install(TARGETS ${GATHER_INSTALL_TARGETS}
   EXPORT gatherTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
     COMPONENT Runtime NAMELINK_COMPONENT Development
