@@ -17,9 +17,8 @@
 #      a git repository made of this tree;
 #   3. tests/consumer/pkgconfig/main.c with a plain compiler line,
 #      `cc main.c $(pkg-config --cflags --libs gather)`, and statically with
-#      `pkg-config --static` and libgather.a;
-#   4. `cpack -G DEB`, then the package's fields and contents (dpkg-deb), and
-#      the pkg-config consumer once more against the unpacked package.
+#      `pkg-config --static` and libgather.a.
+# (The Debian packages and their consumers: .ci/deb.sh.)
 #
 # Also checks the installed layout (SONAME chain, CMake package, gather.pc,
 # man pages), the version file's policy and the exported symbols.
@@ -300,31 +299,4 @@ pc_consumer() { # OUTDIR: builds and runs the pkg-config consumer, shared and st
 step "pkg-config consumer: $CC main.c \$(pkg-config --cflags --libs gather), and --static"
 pc_consumer "$TMP/pc"
 
-if command -v dpkg-deb >/dev/null 2>&1; then
-    step "cpack -G DEB"
-    rm -f "$BUILD"/*.deb
-    quiet cpack sh -c "cd '$BUILD' && cpack -G DEB"
-    DEB=$(ls "$BUILD"/*.deb)
-    [ "$(echo "$DEB" | wc -l)" = 1 ] || fail "expected one .deb, got: $DEB"
-    echo "$DEB"
-    dpkg-deb -f "$DEB" Package Version Architecture Maintainer Depends Section
-    for field in Package Version Maintainer Depends Description; do
-        [ -n "$(dpkg-deb -f "$DEB" "$field")" ] || fail ".deb has no $field field"
-    done
-    case $(dpkg-deb -f "$DEB" Depends) in *libc6*) ;; *) fail ".deb does not depend on libc6";; esac
-    LISTING=$(dpkg-deb -c "$DEB")
-    echo "$LISTING"
-    for f in "libgather\\.so\\.$SOVER -> libgather\\.so\\.$VERSION" "libgather\\.so -> libgather\\.so\\.$SOVER" \
-             "libgather\\.so\\.$VERSION\$" 'libgather\.a$' 'include/gather\.h$' \
-             'cmake/gather/gatherConfig\.cmake$' 'cmake/gather/gatherConfigVersion\.cmake$' \
-             'pkgconfig/gather\.pc$' 'man3/gather\.3$'; do
-        has "$f" "$LISTING" || fail ".deb lacks $f"
-    done
-    step "pkg-config consumer against the unpacked .deb"
-    dpkg-deb -x "$DEB" "$TMP/deb"
-    PC=$(find "$TMP/deb" -name gather.pc | head -n1)
-    PKG_CONFIG_PATH=$(dirname "$PC") pc_consumer "$TMP/pc-deb"
-else
-    echo "consumer: dpkg-deb not found, .deb not built (not a Debian system)"
-fi
 step "passed"

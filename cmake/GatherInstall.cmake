@@ -25,7 +25,7 @@ install(FILES include/gather.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
   COMPONENT Development)
 
 # gatherTargets.cmake finds the prefix from its own location, so the package
-# is relocatable (cmake --install --prefix, CPack's staging, dpkg-deb -x).
+# is relocatable (cmake --install --prefix, dpkg-deb -x).
 install(EXPORT gatherTargets
   NAMESPACE gather::
   DESTINATION ${GATHER_CMAKE_DIR}
@@ -52,8 +52,8 @@ install(FILES
 # gather.pc. The prefix is written relative to the file's own directory
 # (${pcfiledir}, understood by pkg-config and pkgconf) rather than taken from
 # CMAKE_INSTALL_FULL_* as STYLE.md suggests: the full paths are fixed at
-# configure time, so `cmake --install build --prefix DIR` and CPack (which
-# stages under its own prefix, then installs under /usr) would get a .pc file
+# configure time, so `cmake --install build --prefix DIR` and packagers (that
+# stage under their own prefix, then install under /usr) would get a .pc file
 # that points at the configure-time prefix. Absolute CMAKE_INSTALL_LIBDIR or
 # INCLUDEDIR values cannot be relocated and are written as they are.
 if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
