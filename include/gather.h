@@ -64,7 +64,7 @@ extern "C" {
 #endif
 
 #define GATHER_VERSION_MAJOR 0
-#define GATHER_VERSION_MINOR 1
+#define GATHER_VERSION_MINOR 2
 #define GATHER_VERSION_PATCH 0
 
 /* A timeout that never expires. */

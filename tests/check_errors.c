@@ -954,7 +954,7 @@ START_TEST(test_version_string_matches_macros)
 {
     const char *v = gather_version();
     ck_assert_ptr_nonnull(v);
-    ck_assert_str_eq(v, "0.1.0");
+    ck_assert_str_eq(v, "0.2.0");
     char expect[32];
     snprintf(expect, sizeof expect, "%d.%d.%d", GATHER_VERSION_MAJOR,
              GATHER_VERSION_MINOR, GATHER_VERSION_PATCH);
