@@ -297,10 +297,8 @@ gather_future *gather_future_retain(gather_future *f)
     return f;
 }
 
-void gather_future_release(gather_future *f)
+bool gather__future_unref(gather_future *f)
 {
-    if (f == NULL)
-        return;
     /* A count of 1 is ours alone: nobody else can retain, release or
      * complete (a completer holds a reference), so the RMW is skipped
      * (acquire: every other holder's release happened-before, so their uses
@@ -309,9 +307,14 @@ void gather_future_release(gather_future *f)
      * free after everyone's uses. An acq_rel RMW rather than release plus
      * an acquire fence: ThreadSanitizer does not model fences. */
     uintptr_t s = atomic_load_explicit(&f->state, memory_order_acquire);
-    if (gather__refs(s) == 1 ||
-        gather__refs(atomic_fetch_sub_explicit(&f->state, GATHER__REF_ONE,
-                                               memory_order_acq_rel)) == 1)
+    return gather__refs(s) == 1 ||
+           gather__refs(atomic_fetch_sub_explicit(&f->state, GATHER__REF_ONE,
+                                                  memory_order_acq_rel)) == 1;
+}
+
+void gather_future_release(gather_future *f)
+{
+    if (f != NULL && gather__future_unref(f))
         free_future(f);
 }
 

@@ -355,6 +355,10 @@ void gather__future_complete(gather_future *f, int error, void *value,
 /* The same, and gives up the caller's reference (f may be gone after). */
 void gather__future_complete_release(gather_future *f, int error, void *value,
                                      bool cancel_req);
+/* Gives up one reference, like gather_future_release(), without freeing:
+ * true when it was the last one (the caller then destroys f through its
+ * kind's operations). */
+bool gather__future_unref(gather_future *f);
 /* Adds `l` to f's listeners unless f is done; false when done (then the
  * result is readable). */
 bool gather__future_listen(gather_future *f, gather__listener *l);

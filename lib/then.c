@@ -48,11 +48,24 @@ static int run_link(void *arg, void **result)
     return rc;
 }
 
+/* An unrun link (cancelled or refused) still holds its prev, which may be
+ * an unrun link holding its own prev, and so on: releasing the last
+ * reference to such a chain frees it in this loop, not by recursion
+ * through gather_future_release() (a million links, a million frames). */
 static void link_destroy(gather_future *f)
 {
-    then_link *l = (then_link *)f;
-    gather_future_release(l->prev); /* unrun: cancelled or refused */
-    gather__free(l);
+    for (;;) {
+        then_link *l = (then_link *)f;
+        gather_future *prev = l->prev;
+        gather__free(l);
+        if (prev == NULL || !gather__future_unref(prev))
+            return;
+        if (prev->kind != GATHER__THEN) {
+            gather__ops(prev)->destroy(prev);
+            return;
+        }
+        f = prev;
+    }
 }
 
 const gather__future_ops gather__then_ops = {
