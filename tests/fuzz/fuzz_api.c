@@ -1924,11 +1924,11 @@ static void op_inspect(reader *r)
     /* A take hands out the value once (nothing here has a value_free). */
     void *t1 = gather_future_take(rec->f);
     bool d2 = gather_future_done(rec->f); /* it may have completed since */
-    CHECK(d ? t1 == v || (t1 == NULL && v != NULL)
-            : t1 == NULL || (d2 && t1 == gather_future_value(rec->f)),
-          "take %p of a future whose value is %p (done %d)", t1, v, (int)d);
+    void *v2 = gather_future_value(rec->f);
+    CHECK(d2 ? t1 == NULL || t1 == v2 : t1 == NULL,
+          "take %p of a future whose value is %p (done %d)", t1, v2, (int)d2);
     CHECK(gather_future_take(rec->f) == NULL, "second take");
-    CHECK(!d || gather_future_value(rec->f) == v, "value changed by a take");
+    CHECK(!d2 || gather_future_value(rec->f) == v2, "value changed by a take");
     if (d)
         check_record(rec);
 }
