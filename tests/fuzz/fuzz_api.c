@@ -21,7 +21,9 @@
  * elastic pool's monitor notices. Pools are strict or elastic
  * (max_threads), and are resized from the harness and from their tasks;
  * their stats are held against the sizes ever set (threads_peak never
- * above the largest max_threads). A task's code is a function of its argument,
+ * above the largest max_threads). Continuations (gather_then) of any
+ * future run such a task once their prev is done, on any pool: a pool shut
+ * down or destroyed before the prev completes refuses them (ESHUTDOWN). A task's code is a function of its argument,
  * so every outcome can be checked against the set of codes the task can
  * produce ("natural" codes), plus ECANCELED when the future reports
  * cancelled.
@@ -311,7 +313,7 @@ static void *value_of(uintptr_t arg)
 /* Every code a task may complete with, as bit positions of masks. */
 static const int known_codes[] = {0,      1,  EIO,    EDOM,   ECANCELED, 42,
                                   -1,     ERANGE, INT_MAX, ENOMEM, EINVAL,
-                                  EAGAIN};
+                                  EAGAIN, ESHUTDOWN /* continuations only */};
 #define N_KNOWN_CODES (sizeof known_codes / sizeof known_codes[0])
 
 static int fail_code(unsigned param)
@@ -822,7 +824,7 @@ typedef struct pool_slot {
     uint64_t accepted;  /* tasks the harness submitted to it */
 } pool_slot;
 
-typedef enum { REC_TASK, REC_AGGREGATE } rec_kind;
+typedef enum { REC_TASK, REC_AGGREGATE, REC_THEN } rec_kind;
 
 /* A future of the input. The harness holds one reference of its own
  * (dropped at the end of the input) besides the user_refs the ops retain
@@ -838,6 +840,8 @@ typedef struct record {
     size_t child[MAX_LIST];
     int user_refs;
     bool cancel_won;   /* gather_future_cancel() returned true */
+    bool shut;         /* continuation: its pool was shut down or destroyed
+                          (it may be refused) */
     unsigned cb_added;
 } record;
 
@@ -1071,12 +1075,39 @@ static void check_record(const record *r)
         check_aggregate(r);
         return;
     }
+    if (r->kind == REC_THEN && gather_future_error(r->f) == ESHUTDOWN &&
+        gather_future_value(r->f) == NULL) {
+        CHECK(r->shut && !gather_future_cancelled(r->f),
+              "continuation refused (ESHUTDOWN), its pool shut down %d, "
+              "cancelled %d", (int)r->shut, (int)gather_future_cancelled(r->f));
+        return;
+    }
     check_task_outcome(r->f, r->arg);
     if (r->cancel_won)
         CHECK(gather_future_cancelled(r->f) &&
                   gather_future_value(r->f) == NULL,
               "cancelled before it ran, yet cancelled %d value %p",
               (int)gather_future_cancelled(r->f), gather_future_value(r->f));
+}
+
+/* Continuations on pool instance `pool_id` not done yet. */
+static uint64_t links_pending(unsigned pool_id)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < h.nrec; i++)
+        if (h.rec[i].kind == REC_THEN && h.rec[i].pool_id == pool_id &&
+            !gather_future_done(h.rec[i].f))
+            n++;
+    return n;
+}
+
+/* Before a shutdown or destroy of pool instance `pool_id`: its pending
+ * continuations may be refused from now on. */
+static void mark_links_shut(unsigned pool_id)
+{
+    for (size_t i = 0; i < h.nrec; i++)
+        if (h.rec[i].kind == REC_THEN && h.rec[i].pool_id == pool_id)
+            h.rec[i].shut = true;
 }
 
 /* Once a pool is drained: every task the harness gave it is done. */
@@ -1469,6 +1500,89 @@ static void op_submit(reader *r)
         atomic_store(&self_cell[i], f);
 }
 
+/* A continuation's fn: prev is done; then a task of the spec in arg. */
+static int fuzz_then(gather_future *prev, void *arg, void **result)
+{
+    CHECK(prev != NULL && gather_future_done(prev),
+          "continuation runs before its prev is done");
+    CHECK(gather_future_error(prev) != EINPROGRESS, "prev done, EINPROGRESS");
+    return fuzz_task(arg, result);
+}
+
+/* [prev record][pool][flags] spec: gather_then. flags 1 detached (only on
+ * the default pool, which never refuses it: it is counted until it ran),
+ * 2 NULL fn, 4 cancel it at once (before prev is done, the cancel must
+ * win), 8 a NULL prev. */
+static void op_then(reader *r)
+{
+    record *prev = pick_record(take(r));
+    int slot;
+    gather_pool *p = pick_pool(take(r), &slot);
+    uint8_t fl = take(r);
+    uint32_t spec = read_spec(r);
+    bool null_prev = prev == NULL || (fl & 8u);
+    bool null_fn = (fl & 2u) != 0;
+    bool detached = ((fl & 1u) && p == NULL) || h.nrec == MAX_RECORDS;
+    bool shut = slot >= 0 && h.pool[slot].state == POOL_SHUT;
+    bool bad = null_prev || null_fn;
+    /* A detached continuation must run (its run is counted: ARG_COUNTED),
+     * so none on a pool that could refuse it. */
+    if (detached && p != NULL && !bad)
+        return;
+    uintptr_t arg = make_arg(spec, 0, detached && !bad);
+    if (detached && !bad)
+        detached_add(1);
+    gather_future *next = (gather_future *)&h; /* must be overwritten */
+    int rc = gather_then(null_prev ? NULL : prev->f, p,
+                         null_fn ? NULL : fuzz_then, (void *)arg,
+                         detached ? NULL : &next);
+    TRACE("then of record %d on %d: spec %06x%s -> %d (record %d)",
+          null_prev ? -1 : (int)(prev - h.rec), slot, (unsigned)spec,
+          detached ? " detached" : "", rc, detached || rc ? -1 : (int)h.nrec);
+    if (rc != 0 && detached && !bad)
+        detached_add(-1);
+    if (!detached)
+        CHECK(rc == 0 || next == NULL, "failed then left *next %p",
+              (void *)next);
+    if (bad) {
+        CHECK(rc == EINVAL, "then with a NULL prev or fn: %d", rc);
+        return;
+    }
+    if (shut) {
+        CHECK(rc == ESHUTDOWN, "then on a shut-down pool: %d", rc);
+        return;
+    }
+    if (rc != 0) {
+        CHECK(rc == ENOMEM || rc == EAGAIN, "then: %d", rc);
+        return;
+    }
+    if (slot >= 0)
+        h.pool[slot].accepted++;
+    if (spec_resizes(spec, 0))
+        mark_resizer(slot);
+    if (detached)
+        return;
+    CHECK(next != NULL && next != (gather_future *)&h, "then gave no future");
+    size_t i = add_record(next, REC_THEN);
+    record *rec = &h.rec[i];
+    rec->pool_id = slot >= 0 ? h.pool[slot].id : 0;
+    rec->arg = arg;
+    rec->natural = natural_codes(spec) | code_bit(ESHUTDOWN);
+    if (fl & 4u) {
+        bool won = gather_future_cancel(next);
+        TRACE("cancel of the new continuation -> %d", (int)won);
+        /* Losing means the link was queued: prev was done. */
+        CHECK(won || gather_future_done(prev->f),
+              "cancel of a continuation whose prev is pending returned false");
+        if (won) {
+            rec->cancel_won = true;
+            CHECK(gather_future_done(next) && gather_future_cancelled(next) &&
+                      gather_future_value(next) == NULL,
+                  "cancelled continuation not done");
+        }
+    }
+}
+
 /* [record][flags]: flags 1 value NULL. */
 static void op_wait(reader *r)
 {
@@ -1805,11 +1919,17 @@ static void op_wait_any(reader *r)
 static void check_drained_stats(const pool_slot *s)
 {
     gather_pool_stats st;
+    /* A continuation whose prev is not done is counted as submitted, and
+     * as cancelled once refused (before it is marked done): at most the
+     * ones pending before the read are not counted yet. */
+    uint64_t pending = links_pending(s->id);
     CHECK(gather_pool_stats_get(s->pool, &st) == 0, "stats");
-    CHECK(st.submitted == st.completed + st.cancelled,
-          "drained: submitted %llu, completed %llu, cancelled %llu",
-          (unsigned long long)st.submitted, (unsigned long long)st.completed,
-          (unsigned long long)st.cancelled);
+    CHECK(st.submitted >= st.completed + st.cancelled &&
+              st.submitted - (st.completed + st.cancelled) <= pending,
+          "drained: submitted %llu, completed %llu, cancelled %llu, "
+          "continuations pending %llu", (unsigned long long)st.submitted,
+          (unsigned long long)st.completed, (unsigned long long)st.cancelled,
+          (unsigned long long)pending);
     CHECK(st.submitted >= s->accepted, "submitted %llu < accepted %llu",
           (unsigned long long)st.submitted, (unsigned long long)s->accepted);
     check_slot_sizes(s, &st);
@@ -1841,6 +1961,7 @@ static void op_shutdown(reader *r)
         return;
     }
     gate_set(true);
+    mark_links_shut(h.pool[slot].id);
     int rc = gather_pool_shutdown(p, flags);
     TRACE("shutdown slot %d flags %#x -> %d", slot, flags, rc);
     CHECK(rc == 0, "shutdown: %d", rc);
@@ -1861,6 +1982,7 @@ static void op_destroy(reader *r)
         return;
     }
     gate_set(true);
+    mark_links_shut(h.pool[slot].id);
     int rc = gather_pool_destroy(p);
     TRACE("destroy slot %d -> %d", slot, rc);
     CHECK(rc == 0, "destroy: %d", rc);
@@ -1952,7 +2074,7 @@ static const op_fn ops[] = {
     op_cancel,      op_on_done, op_ref,     op_gather_futures,
     op_gather_all,  op_map,     op_wait_any, op_shutdown,
     op_destroy,     op_stats,   op_gate,    op_inspect,
-    op_pool_create_elastic, op_resize, op_blocking,
+    op_pool_create_elastic, op_resize, op_blocking, op_then,
 };
 #define N_OPS (sizeof ops / sizeof ops[0])
 
@@ -1961,7 +2083,7 @@ static const char *const op_names[N_OPS] = {
     "cancel",      "on_done", "ref",      "gather_futures",
     "gather_all",  "map",     "wait_any", "shutdown",
     "destroy",     "stats",   "gate",     "inspect",
-    "pool_create_elastic", "resize", "blocking",
+    "pool_create_elastic", "resize", "blocking", "then",
 };
 
 /* ------------------------------------------------------------------------ */
@@ -2023,6 +2145,7 @@ static void finish_input(void)
     for (size_t s = 0; s < POOL_SLOTS; s++) {
         if (h.pool[s].state == POOL_EMPTY)
             continue;
+        mark_links_shut(h.pool[s].id);
         CHECK(gather_pool_destroy(h.pool[s].pool) == 0, "final destroy");
         check_pool_tasks_done(h.pool[s].id);
         h.pool[s].state = POOL_EMPTY;
