@@ -14,7 +14,14 @@
  * timed waits, gather_wait_any, completion queues (blocking and through
  * their descriptor), done callbacks, releases in any order (also
  * before completion), detached tasks, and shutdowns while busy, with and
- * without GATHER_CANCEL_PENDING. Each driver draws from its own PRNG derived
+ * without GATHER_CANCEL_PENDING. A quarter of the tracked tasks go through
+ * gather_submit_ex (a random priority, GATHER_TASK_BLOCKING, value_free and
+ * arg_free; gated tasks are never above NORMAL and plain ones never below,
+ * so a task a driver waits for never queues behind a closed gate), and
+ * their values are sometimes taken (gather_future_take). gather_then builds
+ * trees of continuations across pools, cancels links before and while they
+ * run, and hangs links on private pools from tasks elsewhere that end
+ * around the pool's shutdown or destroy (refused with ESHUTDOWN). Each driver draws from its own PRNG derived
  * from the seed, which is printed first: --seed replays the same operations
  * (the interleaving of the threads differs from run to run).
  *
@@ -59,6 +66,18 @@
  *     pool is shut down), and gather_pool_threads() then reports the new
  *     size; after the drain of an elastic pool its spares exit (threads
  *     falls back to its `threads` within the 10 s SPEC.md allows);
+ *   - gather_submit_ex: arg_free runs exactly once per accepted task (never
+ *     for a refused one), before its future completes and after its body
+ *     returned; value_free runs exactly once per value nobody took (a
+ *     value holds a reference to its record, given up by value_free or the
+ *     taker, so a missed or second call is a leak or a broken record); a
+ *     second take returns NULL; the counts balance at exit;
+ *   - gather_then: fn runs once prev is done, on the link's pool, at most
+ *     once, never after a cancel that returned true; a cancel of a link
+ *     whose ancestry is pending returns true; a link on a pool that was
+ *     shut down completes with ESHUTDOWN without running; gather_then and
+ *     gather_submit_ex on a shut-down pool return ESHUTDOWN; links count in
+ *     their pool's stats like tasks;
  *   - at exit every record, gate and aggregate tracker was freed (and
  *     LeakSanitizer, in AddressSanitizer builds, finds no leak).
  *
@@ -198,19 +217,19 @@ static void await(bool (*cond)(void *), void *arg)
 enum op {
     OP_SUBMIT, OP_NESTED, OP_GATHER, OP_GATHER_ALL, OP_MAP, OP_CANCEL,
     OP_WAIT_FOR, OP_WAIT_ANY, OP_CALLBACKS, OP_RELEASE, OP_RESIZE,
-    OP_CQ, OP_OPTIONS, OP_PRIVATE_POOL, OP_COUNT
+    OP_CQ, OP_OPTIONS, OP_THEN, OP_PRIVATE_POOL, OP_COUNT
 };
 
 static const char *const op_names[OP_COUNT] = {
     "submit", "nested", "gather_futures", "gather_all", "gather_map",
     "cancel", "wait_for", "wait_any", "callbacks", "release_early",
-    "resize", "completion_queue", "options_then", "private_pool",
+    "resize", "completion_queue", "options_then", "then", "private_pool",
 };
 
 /* How often each op is drawn (out of the sum); inside a private pool the
  * last one is never drawn. */
 static const unsigned op_weights[OP_COUNT] = {10, 8, 10, 8, 6, 8,
-                                              5,  5,  6, 6, 5, 5, 5, 4};
+                                              5,  5,  6, 6, 5, 5, 5, 5, 4};
 
 enum event {
     EV_TASK_RUN, EV_DETACHED_RUN, EV_FUTURE_DONE, EV_CANCEL_WON,
@@ -223,6 +242,9 @@ enum event {
     EV_BLOCK_NESTED, EV_REGION_GATHER, EV_RESIZE_OUTSIDE, EV_RESIZE_INSIDE,
     EV_RESIZE_REFUSED, EV_RESIZE_INVALID, EV_ELASTIC_POOL, EV_SPARES_EXITED,
     EV_GATHER_WAIT_ALL, EV_GATHER_TIMED_OUT,
+    EV_SUBMIT_EX, EV_SUBMIT_BLOCKING, EV_ARG_FREED, EV_VALUE_FREED,
+    EV_VALUE_TAKEN, EV_THEN_LINK, EV_THEN_RAN, EV_THEN_CANCEL_WON,
+    EV_THEN_REFUSED, EV_THEN_LATE,
     EV_COUNT
 };
 
@@ -243,6 +265,12 @@ static const char *const ev_names[EV_COUNT] = {
     "resizes with invalid sizes", "private elastic pools",
     "elastic pools whose spares exited",
     "gathers with WAIT_ALL", "gather_futures_for that timed out",
+    "tasks submitted with options", "... of them GATHER_TASK_BLOCKING",
+    "arg_free calls", "value_free calls", "values taken",
+    "continuations made", "continuations run",
+    "continuations cancelled before running",
+    "continuations refused (ESHUTDOWN)",
+    "continuations on pools shut down",
 };
 
 static _Atomic uint64_t events[EV_COUNT];
@@ -256,6 +284,9 @@ static void count(enum event e)
 static _Atomic long live_recs, live_gates, live_trackers;
 static _Atomic uint64_t next_token;
 static _Atomic uint64_t spin_sink; /* keeps the tasks' work from vanishing */
+/* gather_submit_ex: what must balance at exit. */
+static _Atomic uint64_t ex_args_armed, ex_args_freed;
+static _Atomic uint64_t ex_values_made, ex_values_freed, ex_values_taken;
 
 /* ---- pools as the test sees them --------------------------------------- */
 
@@ -264,6 +295,7 @@ typedef struct pool_ctx {
     gather_pool *pool;               /* NULL: the default pool */
     const char *name;
     _Atomic bool cancel_pending;     /* a CANCEL_PENDING shutdown began */
+    _Atomic bool shut_begun;         /* a shutdown or destroy began */
     _Atomic uint64_t accepted;       /* tracked tasks known to be queued */
     _Atomic uint64_t runs;           /* tracked task bodies started */
     _Atomic uint64_t cancelled_seen; /* futures completed without running */
@@ -478,6 +510,15 @@ typedef struct task_rec {
     _Atomic int returned, saw_cancel;
     _Atomic int cb_next;    /* the next ordered callback's index */
     int map_flags;          /* gather_map: its flags, -1 for other tasks */
+    /* gather_submit_ex: drawn by plan_plain, applied by submit_tracked. */
+    bool ex;                /* submitted with options */
+    int8_t ex_prio;         /* -1, 0, 1 as drawn (see submit_tracked) */
+    bool ex_blocking, ex_value_free, ex_arg_free;
+    bool ex_arg_armed;      /* accepted with arg_free: it must run once */
+    _Atomic int arg_frees;
+    /* gather_then: a continuation (fn is then_main) of then_prev. */
+    bool is_link;
+    const gather_future *then_prev; /* compared, never dereferenced */
     int map_reported;       /* gather_map: the entry's code at the return */
     uint64_t spin_out;
 } task_rec;
@@ -526,6 +567,10 @@ static void rec_final_checks(task_rec *r)
     if (atomic_load(&r->cancel_won))
         CHECK(runs == 0, "task %llu ran although its cancel returned true",
               (ull)r->token);
+    CHECK(atomic_load(&r->arg_frees) == (r->ex_arg_armed ? 1 : 0),
+          "task %llu: arg_free called %d times (%s)", (ull)r->token,
+          atomic_load(&r->arg_frees),
+          r->ex_arg_armed ? "accepted with arg_free" : "no arg_free due");
     CHECK(atomic_load(&r->cb_next) == atomic_load(&r->cb_expected),
           "task %llu: %d of its %d done callbacks ran", (ull)r->token,
           atomic_load(&r->cb_next), atomic_load(&r->cb_expected));
@@ -607,6 +652,13 @@ static void plan_plain(task_rec *r, rng *g)
     r->region_gather = one_in(g, 3);
     if (r->ctx->resizable && one_in(g, 40))
         plan_resize_inside(r, g);
+    if (one_in(g, 4)) {
+        r->ex = true;
+        r->ex_prio = (int8_t)((int)below(g, 3) - 1);
+        r->ex_blocking = one_in(g, 3);
+        r->ex_value_free = one_in(g, 2);
+        r->ex_arg_free = one_in(g, 2);
+    }
 }
 
 /* ---- the task body ------------------------------------------------------ */
@@ -884,7 +936,20 @@ static void on_task_done(gather_future *f, void *user_data)
     bool cancelled = gather_future_cancelled(f);
     int runs = atomic_load(&r->runs);
     atomic_store(&r->runs_at_completion, runs);
-    if (runs == 0) {
+    if (r->ex_arg_armed) /* before DONE, so before this callback */
+        CHECK(atomic_load(&r->arg_frees) == 1,
+              "task %llu completed, arg_free called %d times", (ull)r->token,
+              atomic_load(&r->arg_frees));
+    if (runs == 0 && r->is_link && err == ESHUTDOWN) {
+        CHECK(value == NULL && !cancelled,
+              "continuation %llu refused: value %p, cancelled %d",
+              (ull)r->token, value, (int)cancelled);
+        CHECK(atomic_load(&ctx->shut_begun),
+              "continuation %llu refused, its %s pool was never shut down",
+              (ull)r->token, ctx->name);
+        count(EV_THEN_REFUSED);
+        atomic_fetch_add(&ctx->cancelled_seen, 1);
+    } else if (runs == 0) {
         CHECK(err == ECANCELED && value == NULL && cancelled,
               "task %llu completed without running: code %d, value %p, "
               "cancelled %d", (ull)r->token, err, value, (int)cancelled);
@@ -925,10 +990,100 @@ static void watch_completion(gather_future *f, task_rec *r)
 
 /* Submits r with a future and its completion check. NULL with *refused set
  * when the pool refused it (allowed only where the caller says so). */
+/* gather_submit_ex's hooks. arg_free: once per accepted task, after its
+ * body returned (or without it), before its future completes (the record
+ * is alive then: its completion check holds a reference). */
+static void ex_arg_free(void *arg)
+{
+    task_rec *r = arg;
+    rec_check_magic(r, "arg_free");
+    CHECK(atomic_fetch_add(&r->arg_frees, 1) == 0,
+          "task %llu: arg_free called twice", (ull)r->token);
+    CHECK(atomic_load(&r->completions) == 0,
+          "task %llu: arg_free after its future completed", (ull)r->token);
+    CHECK(atomic_load(&r->runs) == 0 ||
+              atomic_load_explicit(&r->finished, memory_order_acquire) == 1,
+          "task %llu: arg_free while its body runs", (ull)r->token);
+    atomic_fetch_add(&ex_args_freed, 1);
+    count(EV_ARG_FREED);
+}
+
+/* The body of a task with value_free: its value (the record) holds a
+ * reference of its own, given up by value_free or by whoever takes it. */
+static int ex_task_main(void *arg, void **result)
+{
+    task_rec *r = arg;
+    rec_check_magic(r, "ex_task_main");
+    rec_ref(r);
+    atomic_fetch_add(&ex_values_made, 1);
+    return task_main(r, result);
+}
+
+static void ex_value_free(void *value)
+{
+    task_rec *r = value;
+    rec_check_magic(r, "value_free");
+    CHECK(atomic_load(&r->completions) == 1,
+          "task %llu: value_free with its future completed %d times",
+          (ull)r->token, atomic_load(&r->completions));
+    atomic_fetch_add(&ex_values_freed, 1);
+    count(EV_VALUE_FREED);
+    rec_release(r);
+}
+
+/* gather_future_take on a done future of r, once or twice. */
+static void take_value(gather_future *f, task_rec *r, rng *g)
+{
+    void *v = gather_future_take(f);
+    CHECK(v == gather_future_value(f), "task %llu: take gave %p, value %p",
+          (ull)r->token, v, gather_future_value(f));
+    if (one_in(g, 2))
+        CHECK(gather_future_take(f) == NULL, "task %llu: a second take",
+              (ull)r->token);
+    if (v != NULL && r->ex && r->ex_value_free) { /* ours now */
+        atomic_fetch_add(&ex_values_taken, 1);
+        count(EV_VALUE_TAKEN);
+        rec_release(v);
+    }
+}
+
+static int submit_ex(task_rec *r, gather_future **f)
+{
+    gather_task_options o = {0};
+    /* A gated task never overtakes a plain one (a driver may wait for the
+     * plain task while the gate is closed, on a pool of one thread): gated
+     * tasks are LOW or NORMAL, plain ones NORMAL or HIGH, and only plain
+     * ones are blocking tasks. */
+    int prio = r->ex_prio;
+    if (r->gate != NULL ? prio > 0 : prio < 0)
+        prio = GATHER_PRIORITY_NORMAL;
+    o.priority = prio;
+    if (r->gate == NULL && r->ex_blocking) {
+        o.flags = GATHER_TASK_BLOCKING;
+        count(EV_SUBMIT_BLOCKING);
+    }
+    if (r->ex_value_free)
+        o.value_free = ex_value_free;
+    if (r->ex_arg_free) {
+        o.arg_free = ex_arg_free;
+        r->ex_arg_armed = true; /* before it can run */
+    }
+    count(EV_SUBMIT_EX);
+    int rc = gather_submit_ex(r->ctx->pool,
+                              r->ex_value_free ? ex_task_main : task_main, r,
+                              &o, f);
+    if (rc != 0)
+        r->ex_arg_armed = false; /* the caller still owns arg */
+    else if (r->ex_arg_armed)
+        atomic_fetch_add(&ex_args_armed, 1);
+    return rc;
+}
+
 static gather_future *submit_tracked(task_rec *r, int *refused)
 {
     gather_future *f = (gather_future *)&f; /* must be overwritten */
-    int rc = gather_submit(r->ctx->pool, task_main, r, &f);
+    int rc = r->ex ? submit_ex(r, &f)
+                   : gather_submit(r->ctx->pool, task_main, r, &f);
     if (rc != 0) {
         CHECK(f == NULL, "gather_submit failed (%d) but set *future", rc);
         CHECK(refused != NULL && rc == ESHUTDOWN,
@@ -960,6 +1115,12 @@ static void check_result(task_rec *r, gather_result res, const char *where)
     if (res.error == EINPROGRESS) {
         CHECK(res.value == NULL, "%s: task %llu in progress with a value",
               where, (ull)r->token);
+        return;
+    }
+    if (res.value == NULL && r->is_link && res.error == ESHUTDOWN) {
+        CHECK(atomic_load(&r->runs) == 0 && atomic_load(&r->ctx->shut_begun),
+              "%s: continuation %llu refused, but it ran or its pool was "
+              "never shut down", where, (ull)r->token);
         return;
     }
     if (res.value == NULL) {
@@ -1302,6 +1463,8 @@ static void op_submit(driver *d, pool_ctx *ctx)
         }
         }
         check_waited(recs[i], fs[i], rc, value, "submit+wait");
+        if (one_in(&d->g, 3))
+            take_value(fs[i], recs[i], &d->g);
     }
     release_all(fs, recs, n, &d->g);
 }
@@ -1845,6 +2008,158 @@ static void op_cancel(driver *d, pool_ctx *ctx)
     release_all(fs, recs, n, &d->g);
 }
 
+/* ---- op: continuations (gather_then) ------------------------------------- */
+
+static pool_ctx *pick_pool(driver *d);
+
+/* A continuation's fn: prev is done and borrowed; then the task body. */
+static int then_main(gather_future *prev, void *arg, void **result)
+{
+    task_rec *r = arg;
+    rec_check_magic(r, "then_main");
+    CHECK(prev != NULL && prev == r->then_prev,
+          "continuation %llu called with prev %p, made on %p", (ull)r->token,
+          (void *)prev, (const void *)r->then_prev);
+    CHECK(gather_future_done(prev) && gather_future_error(prev) != EINPROGRESS,
+          "continuation %llu runs before its prev is done", (ull)r->token);
+    count(EV_THEN_RAN);
+    return task_main(r, result);
+}
+
+/* A tracked continuation of prev on ctx's pool; NULL with *refused when
+ * the pool refused it (allowed only where the caller says so). */
+static gather_future *then_tracked(driver *d, pool_ctx *ctx,
+                                   gather_future *prev, task_rec **out,
+                                   int *refused)
+{
+    task_rec *r = rec_new(ctx, rnd(&d->g));
+    plan_plain(r, &d->g);
+    r->ex = false;
+    r->is_link = true;
+    r->then_prev = prev;
+    gather_future *f = (gather_future *)&f; /* must be overwritten */
+    int rc = gather_then(prev, ctx->pool, then_main, r, &f);
+    if (rc != 0) {
+        CHECK(f == NULL, "gather_then failed (%d) but set *next", rc);
+        CHECK(refused != NULL && rc == ESHUTDOWN,
+              "gather_then on the %s pool: %d", ctx->name, rc);
+        *refused = rc;
+        rec_release(r);
+        *out = NULL;
+        return NULL;
+    }
+    CHECK(f != NULL, "gather_then returned 0 and no future");
+    count(EV_THEN_LINK);
+    atomic_fetch_add(&ctx->accepted, 1);
+    watch_completion(f, r);
+    *out = r;
+    return f;
+}
+
+/* Cancels link i; `pending`: its ancestry cannot be done, so the cancel
+ * must win. Returns whether it did. */
+static bool cancel_link(gather_future *f, task_rec *r, bool pending)
+{
+    atomic_store(&r->cancel_possible, true);
+    bool was_done = gather_future_done(f);
+    bool ok = gather_future_cancel(f);
+    CHECK(ok || !pending, "cancel of continuation %llu, whose prev cannot be "
+          "done, returned false", (ull)r->token);
+    if (!ok)
+        return false;
+    atomic_store(&r->cancel_won, true);
+    count(EV_THEN_CANCEL_WON);
+    CHECK(!was_done, "cancel of a done continuation returned true");
+    CHECK(gather_future_done(f) && gather_future_error(f) == ECANCELED &&
+              gather_future_value(f) == NULL && gather_future_cancelled(f) &&
+              atomic_load(&r->completions) == 1 && atomic_load(&r->runs) == 0,
+          "cancel of continuation %llu returned true, but it is not "
+          "cancelled, its callbacks did not run, or it ran", (ull)r->token);
+    return true;
+}
+
+/*
+ * A tree of continuations: a task (behind a gate, half the time), and
+ * links each on an earlier future (a chain, or several on one), on this
+ * pool or another; some cancelled while the gate is closed (the cancel must
+ * win where nothing before the link can be done) or after it opened; some
+ * of the driver's references given up early. Then everything is gathered.
+ */
+static void op_then(driver *d, pool_ctx *ctx)
+{
+    enum { N = 8 };
+    size_t n = 2 + below(&d->g, N - 1);
+    gate *gt = one_in(&d->g, 2) ? gate_new() : NULL;
+    task_rec *recs[N];
+    gather_future *fs[N];
+    bool cancelled[N] = {false};
+    size_t parent[N] = {0};
+    recs[0] = rec_new(ctx, rnd(&d->g));
+    plan_plain(recs[0], &d->g);
+    if (gt != NULL) {
+        recs[0]->gate = gate_ref(gt);
+        recs[0]->block_us = 0;
+    }
+    fs[0] = submit_tracked(recs[0], NULL);
+    phase(d, "then: linking");
+    for (size_t i = 1; i < n; i++) {
+        parent[i] = below(&d->g, (uint32_t)i);
+        if (one_in(&d->g, 3))
+            parent[i] = i - 1; /* more chains */
+        pool_ctx *lc = one_in(&d->g, 3) ? pick_pool(d) : ctx;
+        fs[i] = then_tracked(d, lc, fs[parent[i]], &recs[i], NULL);
+    }
+    phase(d, "then: cancelling");
+    if (gt != NULL && one_in(&d->g, 4)) { /* the first task itself */
+        atomic_store(&recs[0]->cancel_possible, true);
+        if (gather_future_cancel(fs[0]))
+            atomic_store(&recs[0]->cancel_won, true);
+        cancelled[0] = true;
+    }
+    size_t order[N];
+    shuffled(order, n, &d->g);
+    for (size_t k = 0; k < n; k++) {
+        size_t i = order[k];
+        if (i == 0 || !one_in(&d->g, 3))
+            continue;
+        /* Pending for sure: behind the closed gate, no cancel on the way. */
+        bool sure = gt != NULL;
+        for (size_t j = i; sure && j != 0; j = parent[j])
+            sure = !cancelled[parent[j]];
+        cancelled[i] = true;
+        cancel_link(fs[i], recs[i], sure);
+    }
+    if (gt != NULL) {
+        if (one_in(&d->g, 2))
+            nap_us(below(&d->g, 200));
+        gate_open(gt);
+        gate_release(gt);
+    }
+    /* A few late cancels, racing with the links that run now. */
+    for (size_t i = 1; i < n; i++)
+        if (!cancelled[i] && one_in(&d->g, 6)) {
+            cancelled[i] = true;
+            cancel_link(fs[i], recs[i], false);
+        }
+    /* Some references given up before the links are done: a link keeps
+     * its prev. */
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i + 1 < n && one_in(&d->g, 5)) {
+            gather_future_release(fs[i]);
+            rec_release(recs[i]);
+            continue;
+        }
+        fs[kept] = fs[i];
+        recs[kept++] = recs[i];
+    }
+    phase(d, "then: gathering");
+    gather_result res[N];
+    int rc = gather_futures(fs, kept, res, GATHER_RETURN_ERRORS);
+    check_gathered(recs, kept, res, GATHER_RETURN_ERRORS, rc, "then");
+    release_all(fs, recs, kept, &d->g);
+}
+
 /* ---- ops: timed waits, wait_any ----------------------------------------- */
 
 static const uint64_t short_timeouts[] = {0, 1000, 50000, 300000, 2000000};
@@ -1878,6 +2193,8 @@ static void op_wait_for(driver *d, pool_ctx *ctx)
         bool done = gather_future_wait_for(fs[1], t);
         uint64_t took = now_ns() - t0;
         CHECK(!done, "wait_for returned true on a task behind a closed gate");
+        CHECK(gather_future_take(fs[1]) == NULL,
+              "take on a task behind a closed gate returned a value");
         CHECK(took >= t, "wait_for(%llu ns) gave up after %llu ns", (ull)t,
               (ull)took);
         count(EV_TIMEOUT);
@@ -2591,6 +2908,18 @@ static void check_after_shutdown(pool_ctx *ctx, task_rec **recs,
     rc = gather_map(ctx->pool, task_main, args, 1, res, 0);
     CHECK(rc == ESHUTDOWN && res[0].error == ESHUTDOWN,
           "gather_map after shutdown: %d (entry %d)", rc, res[0].error);
+    gather_task_options o = {0};
+    o.arg_free = ex_arg_free; /* must not run: NULL is no record */
+    o.priority = GATHER_PRIORITY_HIGH;
+    f = (gather_future *)&f;
+    rc = gather_submit_ex(ctx->pool, task_main, NULL, &o, &f);
+    CHECK(rc == ESHUTDOWN && f == NULL, "submit_ex after shutdown: %d", rc);
+    if (n > 0) {
+        f = (gather_future *)&f;
+        rc = gather_then(fs[0], ctx->pool, then_main, NULL, &f);
+        CHECK(rc == ESHUTDOWN && f == NULL, "gather_then after shutdown: %d",
+              rc);
+    }
     rc = gather_pool_shutdown(ctx->pool, 0);
     CHECK(rc == 0, "a second shutdown: %d", rc);
 }
@@ -2662,6 +2991,7 @@ static int shut_down_busy(driver *d, pool_ctx *ctx, enum shut_mode mode)
 {
     if (mode == SHUT_CANCEL)
         atomic_store(&ctx->cancel_pending, true); /* before it can cancel */
+    atomic_store(&ctx->shut_begun, true);
     count(mode == SHUT_PLAIN    ? EV_SHUTDOWN_PLAIN
           : mode == SHUT_CANCEL ? EV_SHUTDOWN_CANCEL
                                 : EV_DESTROY_BUSY);
@@ -2696,6 +3026,50 @@ static void settle_private(driver *d, pool_ctx *ctx, enum shut_mode mode)
     CHECK(rc == 0, "gather_pool_destroy: %d", rc);
 }
 
+enum { LATE_MAX = 6 };
+
+/* Continuations on a private pool of a task on another pool that ends
+ * (0-2 ms on) around the private pool's shutdown or destroy: recs[0] is
+ * that task, the rest links on the private pool, each on recs[0] or on an
+ * earlier link; a few cancelled at once. */
+static size_t late_links(driver *d, pool_ctx *ctx, task_rec **recs,
+                         gather_future **fs)
+{
+    recs[0] = rec_new(pick_pool(d), rnd(&d->g));
+    plan_plain(recs[0], &d->g);
+    recs[0]->block_us = below(&d->g, 2000);
+    recs[0]->polls_cancel = false;
+    fs[0] = submit_tracked(recs[0], NULL);
+    size_t n = 2 + below(&d->g, LATE_MAX - 1);
+    for (size_t i = 1; i < n; i++) {
+        size_t j = one_in(&d->g, 2) ? 0 : below(&d->g, (uint32_t)i);
+        fs[i] = then_tracked(d, ctx, fs[j], &recs[i], NULL);
+        count(EV_THEN_LATE);
+        if (one_in(&d->g, 6))
+            cancel_link(fs[i], recs[i], false);
+    }
+    return n;
+}
+
+/* Once the pool is shut down or destroyed: cancels racing with the links'
+ * prevs, then every link is done: run, cancelled, or refused. */
+static void settle_late(driver *d, task_rec **recs, gather_future **fs,
+                        size_t n)
+{
+    phase(d, "private pool: late continuations");
+    for (size_t i = 1; i < n; i++) {
+        if (!one_in(&d->g, 3))
+            continue;
+        if (one_in(&d->g, 2))
+            nap_us(below(&d->g, 300));
+        cancel_link(fs[i], recs[i], false);
+    }
+    gather_result res[LATE_MAX];
+    int rc = gather_futures(fs, n, res, GATHER_RETURN_ERRORS);
+    check_gathered(recs, n, res, GATHER_RETURN_ERRORS, rc, "late links");
+    release_all(fs, recs, n, &d->g);
+}
+
 /*
  * A pool of the driver's own: some ordinary ops on it, then a busy load and
  * a shutdown (plain or CANCEL_PENDING, with a helper thread submitting
@@ -2712,6 +3086,9 @@ static void op_private_pool(driver *d)
         run_op(d, pick_op(&d->g, true), &ctx);
 
     enum shut_mode mode = (enum shut_mode)below(&d->g, 3);
+    task_rec *lrecs[LATE_MAX];
+    gather_future *lfs[LATE_MAX];
+    size_t nl = one_in(&d->g, 2) ? late_links(d, &ctx, lrecs, lfs) : 0;
     gate *gt = gate_new();
     task_rec *recs[BUSY_MAX];
     gather_future *fs[BUSY_MAX];
@@ -2731,6 +3108,8 @@ static void op_private_pool(driver *d)
         phase(d, "private pool: joining the helper");
         join_helper(&h);
     }
+    if (nl > 0)
+        settle_late(d, lrecs, lfs, nl);
     settle_private(d, &ctx, mode);
     for (size_t i = 0; i < n; i++) /* futures outlive their pool */
         check_result(recs[i], (gather_result){gather_future_error(fs[i]),
@@ -2779,6 +3158,7 @@ static void run_op(driver *d, enum op op, pool_ctx *ctx)
     case OP_RESIZE: op_resize(d, ctx); break;
     case OP_CQ: op_cq(d, ctx); break;
     case OP_OPTIONS: op_options(d, ctx); break;
+    case OP_THEN: op_then(d, ctx); break;
     case OP_PRIVATE_POOL: op_private_pool(d); break;
     case OP_COUNT: break;
     }
@@ -2975,6 +3355,7 @@ static void teardown(rng *g)
         main_phase("shared pool: shutdown");
         if (flags)
             atomic_store(&ctx->cancel_pending, true);
+        atomic_store(&ctx->shut_begun, true);
         int rc = gather_pool_shutdown(ctx->pool, flags);
         CHECK(rc == 0, "shutdown of the %s pool: %d", ctx->name, rc);
         main_phase("shared pool: settling");
@@ -3141,6 +3522,13 @@ int main(int argc, char **argv)
     pthread_join(watchdog, NULL);
     CHECK(atomic_load(&live_recs) == 0, "%ld task records never freed",
           atomic_load(&live_recs));
+    CHECK(ld(&ex_args_freed) == ld(&ex_args_armed),
+          "arg_free ran %llu times for %llu tasks accepted with it",
+          (ull)ld(&ex_args_freed), (ull)ld(&ex_args_armed));
+    CHECK(ld(&ex_values_made) == ld(&ex_values_freed) + ld(&ex_values_taken),
+          "%llu values made with value_free, %llu freed, %llu taken",
+          (ull)ld(&ex_values_made), (ull)ld(&ex_values_freed),
+          (ull)ld(&ex_values_taken));
     report(elapsed);
     return 0;
 }
