@@ -512,6 +512,11 @@ bool gather__worker_queue_next(gather_pool *p, gather_future *f);
 /* So close to the end of this worker's stack that a wait runs nothing on
  * it (wait.c parks and lets another thread run the work). */
 bool gather__worker_stack_exhausted(void);
+/* Drops the queue's reference to a task a canceller claimed first, once
+ * the canceller has published DONE (it counts the cancel on the pool
+ * before that, so the pool must stay alive until then). A few
+ * instructions, no user code: a yield loop. */
+void gather__discard_cancelled(gather_future *f);
 /* Deep in nested tasks: waits help only from their own deque. */
 bool gather__worker_helps_locally_only(void);
 /* One step of helping: finds a task of w's pool and runs it. */

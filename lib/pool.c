@@ -445,11 +445,7 @@ void gather__pool_check_drained(gather_pool *p)
 static void sweep_one(gather_pool *p, gather_future *f)
 {
     if (!gather__future_try_claim(f)) {
-        /* A canceller got it first and completes it: wait for DONE before
-         * the queue's reference goes (worker.c: discard_cancelled). */
-        while (!(gather__future_state(f) & GATHER__DONE))
-            sched_yield();
-        gather_future_release(f);
+        gather__discard_cancelled(f); /* a canceller got it first */
         return;
     }
     if (f->kind == GATHER__CHUNK) {

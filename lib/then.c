@@ -23,8 +23,6 @@
  */
 #include "internal.h"
 
-#include <sched.h>
-
 typedef struct then_link {
     gather_future base;       /* first: a task with fn = run_link, arg = link */
     gather__listener on_prev; /* fires once prev is done */
@@ -83,14 +81,9 @@ static void on_prev_done(gather__listener *listener, gather_future *prev)
     /* relaxed: a hint; the worker's claim decides, and a link cancelled
      * after this load is discarded by the worker that pops it. */
     if (atomic_load_explicit(&next->state, memory_order_relaxed) & GATHER__CLAIMED) {
-        /* Cancelled unrun. Its canceller counts the cancel on the pool
-         * before it publishes DONE: wait for DONE before our unhold may
-         * free the pool under it (the worker's discard_cancelled does the
-         * same; lib/then.pml, BUGGY_NO_DISCARD_WAIT). A few instructions,
-         * no user code. */
-        while (!(gather__future_state(next) & GATHER__DONE))
-            sched_yield();
-        gather_future_release(next); /* the queue's reference */
+        /* Cancelled unrun: wait for the canceller's DONE before our unhold
+         * may free the pool under it (lib/then.pml, BUGGY_NO_DISCARD_WAIT). */
+        gather__discard_cancelled(next);
     } else if (!gather__worker_queue_next(p, next)) {
         int rc = gather__pool_queue(p, next, false); /* counted when made */
         if (rc != 0) {
@@ -100,10 +93,7 @@ static void on_prev_done(gather__listener *listener, gather_future *prev)
                 gather__pool_count_cancel(p);
                 gather__future_complete_release(next, rc, NULL, false);
             } else {
-                /* A canceller completes it: as above, let it finish. */
-                while (!(gather__future_state(next) & GATHER__DONE))
-                    sched_yield();
-                gather_future_release(next);
+                gather__discard_cancelled(next); /* as above */
             }
         }
     }

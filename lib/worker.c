@@ -239,7 +239,7 @@ static gather_future *find_task(gather__worker *w)
  * publishes DONE. Wait for DONE before dropping the queue's reference, so
  * the pool cannot be drained and freed under the canceller. The window is
  * a few instructions long and contains no user code. */
-static void discard_cancelled(gather_future *f)
+void gather__discard_cancelled(gather_future *f)
 {
     while (!(gather__future_state(f) & GATHER__DONE))
         sched_yield();
@@ -310,7 +310,7 @@ static void run_task(gather__worker *w, gather_future *f)
     uintptr_t old = atomic_fetch_or_explicit(&f->state, GATHER__CLAIMED,
                                              memory_order_relaxed);
     if (old & GATHER__CLAIMED) {
-        discard_cancelled(f);
+        gather__discard_cancelled(f);
         return;
     }
     gather_pool *p = w->pool;
